@@ -1,0 +1,10 @@
+"""The pure reducer: facts in, analytics rows out, no I/O.
+
+``reduce(state, envelope) -> (state, rows)`` is the one entry point; ``initial_state()`` makes an empty
+partition state; ``expire`` evicts idle families (by fact time); ``split_batches`` groups rows into
+HTTP requests.
+"""
+
+from reducer.core import family_key, initial_state, reduce
+
+__all__ = ["family_key", "initial_state", "reduce"]

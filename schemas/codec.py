@@ -1,0 +1,116 @@
+"""The only encoders and decoders of the project: decode once at the edge, typed objects inside.
+
+* Facts travel as JSON (``FactEnvelope``): the same bytes on Kafka and in replay files.
+* Rows travel as JSON in the exact wire shape the analytics endpoint expects.
+* State travels as MessagePack (compact changelog values).
+
+Decode failures are data, not crashes: :func:`decode_fact` raises only :class:`FactDecodeError`
+subclasses, whose ``reason`` is a stable label for metrics and dead-letter headers and whose message
+carries msgspec's ``$.path`` of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from schemas.events import Row
+from schemas.facts import SCHEMA_VERSION, EnvelopeHeader, FactEnvelope
+from schemas.state import ConnectionState, FamilyState
+
+MAX_FACT_BYTES: Final = 1024 * 1024
+"""Facts larger than this are refused before decoding (dead-lettered as ``oversized``)."""
+
+
+class FactDecodeError(ValueError):
+    """A fact's bytes cannot become a :class:`FactEnvelope`. ``reason`` labels why."""
+
+    reason: str = "undecodable"
+
+
+class UndecodableFact(FactDecodeError):
+    """Not JSON, or JSON whose envelope is unreadable."""
+
+    reason = "undecodable"
+
+
+class UnsupportedSchemaVersion(FactDecodeError):
+    """The envelope is readable but its version is one this reducer does not know."""
+
+    reason = "unsupported_version"
+
+
+class InvalidFact(FactDecodeError):
+    """Valid JSON and a known version, but a field has the wrong type, value or tag."""
+
+    reason = "invalid"
+
+
+class OversizedFact(FactDecodeError):
+    """Larger than :data:`MAX_FACT_BYTES`."""
+
+    reason = "oversized"
+
+
+_fact_decoder: Final = msgspec.json.Decoder(FactEnvelope)
+_header_decoder: Final = msgspec.json.Decoder(EnvelopeHeader)
+_json_encoder: Final = msgspec.json.Encoder()
+_family_decoder: Final = msgspec.msgpack.Decoder(FamilyState)
+_connection_decoder: Final = msgspec.msgpack.Decoder(ConnectionState)
+_msgpack_encoder: Final = msgspec.msgpack.Encoder()
+
+
+def decode_fact(raw: bytes | memoryview) -> FactEnvelope:
+    """Decode one fact, or raise a :class:`FactDecodeError` that says why."""
+    if len(raw) > MAX_FACT_BYTES:
+        raise OversizedFact(f"fact of {len(raw)} bytes exceeds the {MAX_FACT_BYTES}-byte limit")
+    try:
+        envelope = _fact_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _explain(raw, exc) from None
+    if envelope.v != SCHEMA_VERSION:
+        raise UnsupportedSchemaVersion(f"envelope version {envelope.v} (this reducer reads {SCHEMA_VERSION})")
+    return envelope
+
+
+def _explain(raw: bytes | memoryview, exc: msgspec.DecodeError) -> FactDecodeError:
+    try:
+        header = _header_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return UndecodableFact(str(exc))
+    if header.v != SCHEMA_VERSION:
+        return UnsupportedSchemaVersion(f"envelope version {header.v} (this reducer reads {SCHEMA_VERSION})")
+    if isinstance(exc, msgspec.ValidationError):
+        return InvalidFact(str(exc))
+    return UndecodableFact(str(exc))
+
+
+def encode_fact(envelope: FactEnvelope) -> bytes:
+    return _json_encoder.encode(envelope)
+
+
+def encode_row(row: Row) -> bytes:
+    return _json_encoder.encode(row)
+
+
+def encode_rows(rows: Sequence[Row]) -> list[bytes]:
+    encode = _json_encoder.encode
+    return [encode(row) for row in rows]
+
+
+def encode_family(family: FamilyState) -> bytes:
+    return _msgpack_encoder.encode(family)
+
+
+def decode_family(raw: bytes) -> FamilyState:
+    return _family_decoder.decode(raw)
+
+
+def encode_connection(connection: ConnectionState) -> bytes:
+    return _msgpack_encoder.encode(connection)
+
+
+def decode_connection(raw: bytes) -> ConnectionState:
+    return _connection_decoder.decode(raw)

@@ -1,0 +1,160 @@
+"""Reducer state: what one input partition remembers, and what its changelog stores.
+
+Layout (one :class:`PartitionState` per input partition)::
+
+    PartitionState
+      connections: "<producer>\\x1f<connection id>" -> ConnectionState     (changelog key "c:<same>")
+      families:    "<root thread id>"               -> FamilyState         (changelog key "t:<same>")
+        threads         thread id                              -> ThreadState
+        requests        "<producer>\\x1f<connection>\\x1f<request id>" -> PendingTurnRequest
+        turns           turn id                                -> TurnState
+        started_at_ms   "<thread>\\x1f<turn>\\x1f<item>"          -> started_at_ms
+        pending_reviews "<producer>\\x1f<request id>"            -> PendingReview
+        summaries       "<thread>\\x1f<turn>\\x1f<item>"          -> ItemReviewSummary
+
+A *family* is a root thread and its sub-agent threads: every fact of a family is routed to one
+partition (key = root thread id), so a fact only ever touches its own family and the partition's
+connection table. That makes a family the unit of changelog records, eviction and isolation.
+
+Request ids are keyed with their JSON type (``i41`` vs ``s41``): ``41`` and ``"41"`` are different ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from schemas.events import AppServerClient
+from schemas.protocol import RuntimeMetadata
+
+KEY_SEP = "\x1f"
+
+
+class ConnectionState(msgspec.Struct, kw_only=True, array_like=True):
+    app_server_client: AppServerClient
+    runtime: RuntimeMetadata
+
+
+class ThreadMetadata(msgspec.Struct, kw_only=True, array_like=True):
+    session_id: str | None
+    thread_source: str | None
+    initialization_mode: str
+    subagent_source: str | None
+    parent_thread_id: str | None
+
+
+class ThreadState(msgspec.Struct, kw_only=True, array_like=True):
+    connection: str | None = None
+    metadata: ThreadMetadata | None = None
+
+
+class PendingReview(msgspec.Struct, kw_only=True, array_like=True):
+    """A review whose request was seen and whose answer (response / abort) was not, yet.
+
+    Guardian reviews use the same record, built and emitted in one step.
+    """
+
+    thread_id: str
+    turn_id: str
+    item_id: str | None
+    review_id: str
+    subject_kind: str
+    subject_name: str
+    trigger: str
+    started_at_ms: int
+    requested_additional_permissions: bool
+    requested_network_access: bool
+
+
+class ItemReviewSummary(msgspec.Struct, kw_only=True, array_like=True):
+    """Reviews of one tool item, denormalised onto its terminal row."""
+
+    review_count: int = 0
+    guardian_review_count: int = 0
+    user_review_count: int = 0
+    final_approval_outcome: str | None = None
+    requested_additional_permissions: bool = False
+    requested_network_access: bool = False
+
+
+class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True):
+    """A ``turn/start`` (``expected_turn_id is None``) or ``turn/steer`` request awaiting its answer."""
+
+    thread_id: str
+    num_input_images: int
+    expected_turn_id: str | None = None
+    created_at: int = 0
+    is_steer: bool = False
+
+
+class ToolCounts(msgspec.Struct, kw_only=True, array_like=True):
+    total: int = 0
+    shell_command: int = 0
+    file_change: int = 0
+    mcp_tool_call: int = 0
+    dynamic_tool_call: int = 0
+    subagent_tool_call: int = 0
+    web_search: int = 0
+    image_generation: int = 0
+
+
+class TurnCompletion(msgspec.Struct, kw_only=True, array_like=True):
+    status: str
+    turn_error: str | None
+    completed_at: int
+    duration_ms: int | None
+
+
+class TokenUsage(msgspec.Struct, kw_only=True, array_like=True):
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class TurnState(msgspec.Struct, kw_only=True, array_like=True):
+    connection: str | None = None
+    thread_id: str | None = None
+    num_input_images: int | None = None
+    resolved_config: dict[str, Any] | None = None
+    started_at: int | None = None
+    token_usage: TokenUsage | None = None
+    completed: TurnCompletion | None = None
+    latest_diff: str | None = None
+    steer_count: int = 0
+    tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
+
+
+class FamilyState(msgspec.Struct, kw_only=True):
+    threads: dict[str, ThreadState] = {}
+    requests: dict[str, PendingTurnRequest] = {}
+    turns: dict[str, TurnState] = {}
+    started_at_ms: dict[str, int] = {}
+    pending_reviews: dict[str, PendingReview] = {}
+    summaries: dict[str, ItemReviewSummary] = {}
+    last_seen_ms: int = 0
+    """Largest ``observed_at_ms`` of the family's facts: drives idle expiry (never the wall clock)."""
+
+    def is_empty(self) -> bool:
+        return not (
+            self.threads
+            or self.requests
+            or self.turns
+            or self.started_at_ms
+            or self.pending_reviews
+            or self.summaries
+        )
+
+
+class PartitionState(msgspec.Struct, kw_only=True):
+    connections: dict[str, ConnectionState] = {}
+    families: dict[str, FamilyState] = {}
+    watermark_ms: int = 0
+    """Largest ``observed_at_ms`` seen on the partition; families idle for longer than the TTL expire."""
+    drops: dict[str, int] = {}
+    """Facts or rows the rules drop, by reason (``missing_context``, ``unknown_request``, ...).
+
+    Runtime-only diagnostics for metrics and logs; never written to the changelog.
+    """
