@@ -265,7 +265,7 @@ class PermissionsApprovalParams(_Camel):
     turn_id: str
     item_id: str
     started_at_ms: int
-    permissions: PermissionProfile = PermissionProfile()
+    permissions: PermissionProfile = msgspec.field(default_factory=PermissionProfile)
 
 
 class _ServerRequest(msgspec.Struct, kw_only=True, tag_field="method"):
@@ -402,7 +402,7 @@ class EffectivePermissions(msgspec.Struct, kw_only=True):
 class RequestPermissionsResponse(msgspec.Struct, kw_only=True):
     """Core ``RequestPermissionsResponse`` (snake_case)."""
 
-    permissions: EffectivePermissions = EffectivePermissions()
+    permissions: EffectivePermissions = msgspec.field(default_factory=EffectivePermissions)
     scope: Literal["turn", "session"] = "turn"
     strict_auto_review: bool | None = None
 
@@ -607,7 +607,7 @@ class GuardianMcpToolCallAction(_GuardianAction, tag="mcpToolCall"):
 
 
 class GuardianRequestPermissionsAction(_GuardianAction, tag="requestPermissions"):
-    permissions: PermissionProfile = PermissionProfile()
+    permissions: PermissionProfile = msgspec.field(default_factory=PermissionProfile)
 
 
 GuardianApprovalReviewAction = (
