@@ -1,0 +1,415 @@
+"""Typed configuration, one object per service, read from the environment and then from flags.
+
+Each service has one frozen, keyword-only :class:`msgspec.Struct` (:class:`SenderConfig`, and later
+``ProcessorConfig``). Every field is declared with :func:`setting`, which records its description and
+its linked environment variable next to its type and default, so the same declaration drives:
+
+* loading: :func:`load_config` reads the environment variables, then the command-line flags (a flag
+  wins over its variable, which wins over the default), and converts the strings with msgspec;
+* ``--help``: :func:`add_config_arguments` adds one ``--flag`` per field, whose help names the
+  variable and the default;
+* the documentation: ``docs/sender.md`` has the same table.
+
+Nested structs (``kafka: KafkaSettings``) become flags with a prefix (``--kafka-bootstrap-servers``).
+An environment variable set to the empty string counts as unset; booleans are ``true``/``false``/``1``/``0``
+in variables and ``--flag``/``--no-flag`` on the command line. Secrets (:class:`Secret`) never
+appear in ``repr``, ``str``, logs or ``--help``; read them with :meth:`Secret.reveal` at the one place
+that needs the value. Prefer environment variables to flags for secrets: flags show up in ``ps``.
+
+Every Kafka client any service creates gets its connection settings from
+:meth:`KafkaSettings.client_kwargs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+import msgspec.inspect as mi
+
+from services.errors import ConfigError
+
+__all__ = [
+    "KafkaSettings",
+    "Secret",
+    "SenderConfig",
+    "add_config_arguments",
+    "config_summary",
+    "load_config",
+    "setting",
+]
+
+C = TypeVar("C", bound=msgspec.Struct)
+
+MIB: Final = 1024 * 1024
+
+
+class Secret:
+    """A string that never shows itself: ``repr`` and ``str`` are ``***``; :meth:`reveal` gives the value.
+
+    >>> token = Secret("s3cr3t")
+    >>> token, str(token), f"{token}"
+    (***, '***', '***')
+    >>> token.reveal()
+    's3cr3t'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value. Call it only where the value leaves the process (a header, a SASL login)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("a Secret cannot be pickled: pass the configuration, not its serialised form")
+
+
+def setting(env: str, description: str, **constraints: Any) -> msgspec.Meta:
+    """Annotate a config field with its environment variable and description (plus msgspec constraints).
+
+    Use as ``name: Annotated[int, setting("SENDER_X", "What it does.", ge=1)] = 5``.
+    """
+    return msgspec.Meta(description=description, extra={"env": env}, **constraints)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared: Kafka connection
+# --------------------------------------------------------------------------------------------------------
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """How every service connects to Kafka (the same variables for all services)."""
+
+    bootstrap_servers: Annotated[
+        str, setting("KAFKA_BOOTSTRAP_SERVERS", "Comma-separated host:port list of brokers.", min_length=1)
+    ] = "127.0.0.1:19092"
+    security_protocol: Annotated[
+        SecurityProtocol, setting("KAFKA_SECURITY_PROTOCOL", "How to talk to the brokers.")
+    ] = "PLAINTEXT"
+    sasl_mechanism: Annotated[
+        SaslMechanism, setting("KAFKA_SASL_MECHANISM", "SASL mechanism (SASL_* protocols only).")
+    ] = "PLAIN"
+    sasl_username: Annotated[
+        str | None, setting("KAFKA_SASL_USERNAME", "SASL user name (required by SASL_* protocols).")
+    ] = None
+    sasl_password: Annotated[
+        Secret | None, setting("KAFKA_SASL_PASSWORD", "SASL password (required by SASL_* protocols).")
+    ] = None
+    ssl_cafile: Annotated[
+        str | None,
+        setting(
+            "KAFKA_SSL_CAFILE",
+            "PEM file of CAs that sign the brokers' certificates (SSL protocols only; unset: the system's CAs).",
+        ),
+    ] = None
+
+    def __post_init__(self) -> None:
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        if uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD: set both, or use PLAINTEXT/SSL"
+            )
+        if self.ssl_cafile is not None and not self.uses_tls:
+            raise ValueError(
+                f"KAFKA_SSL_CAFILE is set but KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS: "
+                "set the protocol to SSL or SASL_SSL, or unset the CA file"
+            )
+
+    @property
+    def uses_tls(self) -> bool:
+        """True for SSL and SASL_SSL."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def client_kwargs(self, *, client_id: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (consumer, producer, admin): address, TLS and SASL.
+
+        Raises:
+            ConfigError: if the CA file cannot be read.
+        """
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if client_id is not None:
+            kwargs["client_id"] = client_id
+        if self.uses_tls:
+            try:
+                kwargs["ssl_context"] = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ssl_cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load KAFKA_SSL_CAFILE={self.ssl_cafile!r}: {exc}; point it at a readable PEM file"
+                ) from exc
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None  # checked in __post_init__
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.reveal()
+        return kwargs
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sender (services.sender)
+# --------------------------------------------------------------------------------------------------------
+
+
+class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Settings of ``python -m services.sender``: drain ``events`` to the analytics HTTP endpoint."""
+
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    events_topic: Annotated[
+        str, setting("SENDER_EVENTS_TOPIC", "Topic the reducer publishes rows to.", min_length=1)
+    ] = "events"
+    dlq_topic: Annotated[
+        str, setting("SENDER_DLQ_TOPIC", "Topic for rows the endpoint permanently refuses.", min_length=1)
+    ] = "events.dlq"
+    group_id: Annotated[
+        str,
+        setting("SENDER_GROUP_ID", "Consumer group; its committed offsets are the delivery progress.", min_length=1),
+    ] = "review-analytics-sender"
+    endpoint_url: Annotated[
+        str,
+        setting(
+            "SENDER_ENDPOINT_URL",
+            "Base URL of the analytics endpoint; rows are POSTed to <base>/codex/analytics-events/events.",
+            pattern=r"^https?://",
+        ),
+    ] = "http://127.0.0.1:18080"
+    auth_token: Annotated[
+        Secret | None, setting("SENDER_AUTH_TOKEN", "Sent as 'Authorization: Bearer <token>'; unset: no header.")
+    ] = None
+    account_id: Annotated[
+        str | None, setting("SENDER_ACCOUNT_ID", "Sent as the ChatGPT-Account-ID header; unset: no header.")
+    ] = None
+    request_timeout_s: Annotated[
+        float, setting("SENDER_REQUEST_TIMEOUT_S", "Timeout of one HTTP request, in seconds.", gt=0)
+    ] = 10.0
+    max_batch_rows: Annotated[int, setting("SENDER_MAX_BATCH_ROWS", "At most this many rows per request.", ge=1)] = 500
+    max_batch_bytes: Annotated[
+        int,
+        setting(
+            "SENDER_MAX_BATCH_BYTES",
+            "At most this many body bytes per request (a larger single row is still sent, alone).",
+            ge=64,
+        ),
+    ] = MIB
+    max_poll_records: Annotated[
+        int, setting("SENDER_MAX_POLL_RECORDS", "At most this many records per partition fetch.", ge=1)
+    ] = 2000
+    backoff_base_s: Annotated[
+        float,
+        setting(
+            "SENDER_BACKOFF_BASE_S", "First retry waits up to this long (full jitter), doubling per attempt.", gt=0
+        ),
+    ] = 0.2
+    backoff_cap_s: Annotated[
+        float,
+        setting(
+            "SENDER_BACKOFF_CAP_S",
+            "Longest wait between two retries, in seconds. Transient errors "
+            "are retried forever: rows are never dropped.",
+            gt=0,
+        ),
+    ] = 30.0
+    retry_after_cap_s: Annotated[
+        float, setting("SENDER_RETRY_AFTER_CAP_S", "Longest wait honoured from a Retry-After header, in seconds.", ge=0)
+    ] = 300.0
+    verify_tls: Annotated[bool, setting("SENDER_VERIFY_TLS", "Verify the endpoint's TLS certificate.")] = True
+    metrics_port: Annotated[
+        int, setting("SENDER_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535)
+    ] = 9102
+    log_level: Annotated[LogLevel, setting("SENDER_LOG_LEVEL", "Lowest level logged.")] = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.backoff_base_s > self.backoff_cap_s:
+            raise ValueError(
+                f"SENDER_BACKOFF_BASE_S={self.backoff_base_s} is above SENDER_BACKOFF_CAP_S={self.backoff_cap_s}: "
+                "lower the base or raise the cap"
+            )
+        if self.events_topic == self.dlq_topic:
+            raise ValueError(
+                f"SENDER_DLQ_TOPIC must differ from SENDER_EVENTS_TOPIC (both are {self.events_topic!r}): "
+                "dead-lettered rows would be sent again"
+            )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Processor (services.processor) — reserved.
+#
+# ProcessorConfig is added here by the processor service, in the same style: fields declared with
+# setting("PROCESSOR_...", "..."), `kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)`,
+# its own metrics port (suggested 9101) and log level.
+# --------------------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------------------
+# Loading: environment, then flags
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Field(msgspec.Struct, frozen=True):
+    """One leaf setting, found by walking a config struct."""
+
+    path: tuple[str, ...]  # ("kafka", "bootstrap_servers")
+    env: str
+    description: str
+    type: mi.Type
+    default: Any
+
+    @property
+    def secret(self) -> bool:
+        """True for ``Secret`` fields, whose values must not be echoed in errors."""
+        types = self.type.types if isinstance(self.type, mi.UnionType) else (self.type,)
+        return any(isinstance(t, mi.CustomType) and t.cls is Secret for t in types)
+
+    @property
+    def flag(self) -> str:
+        return "--" + "-".join(self.path).replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+
+def _fields(config_type: type[msgspec.Struct], prefix: tuple[str, ...] = ()) -> list[_Field]:
+    info = mi.type_info(config_type)
+    assert isinstance(info, mi.StructType)
+    found: list[_Field] = []
+    for field in info.fields:
+        path = (*prefix, field.name)
+        if isinstance(field.type, mi.StructType):
+            found.extend(_fields(field.type.cls, path))
+            continue
+        if not (isinstance(field.type, mi.Metadata) and field.type.extra and "env" in field.type.extra):
+            raise TypeError(f"config field {'.'.join(path)} must be declared with setting(env, description)")
+        default = field.default if field.default is not msgspec.NODEFAULT else None
+        description = str((field.type.extra_json_schema or {}).get("description", ""))
+        found.append(_Field(path, field.type.extra["env"], description, field.type.type, default))
+    return found
+
+
+def _shown_default(field: _Field) -> str:
+    if field.default is None:
+        return "unset"
+    if isinstance(field.type, mi.BoolType):
+        return "true" if field.default else "false"
+    return str(field.default)
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, config_type: type[msgspec.Struct], *, title: str = "settings"
+) -> None:
+    """Add one flag per setting of ``config_type``; each flag's help names its variable and default.
+
+    Top-level fields go into an argument group called ``title``, nested structs into ``<name> settings``.
+    Flags default to "not given", so :func:`load_config` can tell a flag from its environment variable.
+    """
+    groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
+    for field in _fields(config_type):
+        section = field.path[:-1]
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f"{section[0]} settings" if section else title)
+        help_text = f"{field.description} [env {field.env}; default {_shown_default(field)}]"
+        help_text = help_text.replace("%", "%%")
+        options: dict[str, Any] = {"dest": field.dest, "default": argparse.SUPPRESS, "help": help_text}
+        if isinstance(field.type, mi.BoolType):
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["metavar"] = field.path[-1].upper()
+            if isinstance(field.type, mi.LiteralType):
+                options["choices"] = [str(v) for v in field.type.values]
+                options["metavar"] = "{" + ",".join(options["choices"]) + "}"
+        groups[section].add_argument(field.flag, **options)
+
+
+def _dec_hook(type_: type, value: Any) -> Any:
+    if type_ is Secret and isinstance(value, str):
+        return Secret(value)
+    if type_ is Secret and isinstance(value, Secret):
+        return value
+    raise NotImplementedError(f"cannot convert {type(value).__name__} to {type_.__name__}")
+
+
+def load_config(
+    config_type: type[C],
+    *,
+    env: Mapping[str, str],
+    args: argparse.Namespace | None = None,
+) -> C:
+    """Build ``config_type`` from ``env`` (e.g. ``os.environ``), overridden by flags parsed into ``args``.
+
+    Raises:
+        ConfigError: naming the variable and flag of the first invalid setting.
+    """
+    fields = _fields(config_type)
+    given: dict[str, Any] = {}
+    for field in fields:
+        value = env.get(field.env, "")
+        if value != "":
+            given[field.dest] = value
+    if args is not None:
+        known = {field.dest for field in fields}
+        given.update((dest, value) for dest, value in vars(args).items() if dest in known)
+
+    nested: dict[str, Any] = {}
+    for dest, value in given.items():
+        *parents, leaf = dest.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+
+    try:
+        return msgspec.convert(nested, config_type, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc), fields, given)) from exc
+
+
+def _explain(message: str, fields: Sequence[_Field], given: Mapping[str, Any]) -> str:
+    """Turn msgspec's ``... - at `$.kafka.bootstrap_servers``` into the variable and flag an operator sets."""
+    text, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        return f"invalid configuration: {message}"
+    dest = where.rstrip("`")
+    for field in fields:
+        if field.dest == dest:
+            shown = "" if field.secret else f" {given.get(dest)!r}"
+            return f"invalid {field.env} (flag {field.flag}){shown}: {text}"
+    return f"invalid configuration: {text}"
+
+
+def config_summary(config: msgspec.Struct) -> dict[str, Any]:
+    """The configuration as plain data for a startup log line, with every secret shown as ``***``."""
+
+    def hide(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "***"
+        raise NotImplementedError(type(value).__name__)
+
+    summary = msgspec.to_builtins(config, enc_hook=hide)
+    assert isinstance(summary, dict)
+    return summary
