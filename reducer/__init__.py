@@ -6,5 +6,16 @@ HTTP requests.
 """
 
 from reducer.core import family_key, initial_state, reduce
+from reducer.expiry import enforce_caps, expire
+from reducer.snapshot import changelog_records, restore, snapshot
 
-__all__ = ["family_key", "initial_state", "reduce"]
+__all__ = [
+    "changelog_records",
+    "enforce_caps",
+    "expire",
+    "family_key",
+    "initial_state",
+    "reduce",
+    "restore",
+    "snapshot",
+]
