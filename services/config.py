@@ -35,6 +35,7 @@ from services.errors import ConfigError
 
 __all__ = [
     "KafkaSettings",
+    "ProcessorConfig",
     "Secret",
     "SenderConfig",
     "add_config_arguments",
@@ -258,12 +259,83 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
 
 
 # --------------------------------------------------------------------------------------------------------
-# Processor (services.processor) — reserved.
-#
-# ProcessorConfig is added here by the processor service, in the same style: fields declared with
-# setting("PROCESSOR_...", "..."), `kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)`,
-# its own metrics port (suggested 9101) and log level.
+# Processor (services.processor)
 # --------------------------------------------------------------------------------------------------------
+
+
+class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """Settings of ``python -m services.processor``: reduce ``facts`` into ``events``, exactly once."""
+
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    facts_topic: Annotated[
+        str, setting("PROCESSOR_FACTS_TOPIC", "Topic app-servers publish facts to.", min_length=1)
+    ] = "facts"
+    events_topic: Annotated[
+        str, setting("PROCESSOR_EVENTS_TOPIC", "Topic the rows are published to (read by the sender).", min_length=1)
+    ] = "events"
+    group_id: Annotated[
+        str,
+        setting(
+            "PROCESSOR_GROUP_ID",
+            "Consumer group; also names the changelog topic (changelog__<group>--<facts>--reducer-state).",
+            min_length=1,
+        ),
+    ] = "review-analytics-reducer"
+    transactional_id_prefix: Annotated[
+        str,
+        setting(
+            "PROCESSOR_TRANSACTIONAL_ID_PREFIX",
+            "Prefix of the per-partition transactional ids (<prefix>-<facts topic>-<partition>); must be the same "
+            "on every instance of the group and stable across restarts: it is what fences a zombie.",
+            min_length=1,
+        ),
+    ] = "review-analytics-reducer"
+    max_batch_records: Annotated[
+        int,
+        setting(
+            "PROCESSOR_MAX_BATCH_RECORDS",
+            "At most this many facts per poll (across partitions); each partition's share is one transaction.",
+            ge=1,
+        ),
+    ] = 4000
+    poll_timeout_ms: Annotated[
+        int,
+        setting("PROCESSOR_POLL_TIMEOUT_MS", "Longest wait for facts before a poll returns what it has.", ge=1),
+    ] = 100
+    transaction_timeout_ms: Annotated[
+        int,
+        setting(
+            "PROCESSOR_TRANSACTION_TIMEOUT_MS",
+            "Broker aborts a transaction left open this long; keep it below the session timeout.",
+            ge=1000,
+        ),
+    ] = 10_000
+    session_timeout_ms: Annotated[
+        int, setting("PROCESSOR_SESSION_TIMEOUT_MS", "Consumer-group session timeout.", ge=6000)
+    ] = 15_000
+    idle_ttl_ms: Annotated[
+        int,
+        setting(
+            "PROCESSOR_IDLE_TTL_MS",
+            "A thread family with no fact for this long (in fact time, not wall time) is evicted from state.",
+            ge=0,
+        ),
+    ] = 24 * 3600 * 1000
+    metrics_port: Annotated[
+        int,
+        setting("PROCESSOR_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535),
+    ] = 9101
+    log_level: Annotated[LogLevel, setting("PROCESSOR_LOG_LEVEL", "Lowest level logged.")] = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.transaction_timeout_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"PROCESSOR_TRANSACTION_TIMEOUT_MS={self.transaction_timeout_ms} must be below "
+                f"PROCESSOR_SESSION_TIMEOUT_MS={self.session_timeout_ms}: a transaction must not outlive the "
+                "membership that owns its partition"
+            )
+        if self.facts_topic == self.events_topic:
+            raise ValueError("PROCESSOR_FACTS_TOPIC and PROCESSOR_EVENTS_TOPIC must differ")
 
 
 # --------------------------------------------------------------------------------------------------------
