@@ -1,0 +1,243 @@
+"""Every Prometheus metric of the project, and the HTTP server that exposes them.
+
+Each process creates one :class:`prometheus_client.CollectorRegistry` in its composition root and one
+metrics object for its service (:class:`SenderMetrics` or :class:`ProcessorMetrics`) registered in it.
+Nothing uses the global default registry, so tests build as many independent sets as they like.
+
+All names start with ``review_analytics_``; counters get ``_total`` appended by prometheus-client.
+Labels are low-cardinality by construction: status classes, reasons, event types, partitions.
+
+:func:`start_metrics_server` serves, on one port:
+
+* ``GET /metrics``: the registry, in the Prometheus text format;
+* ``GET /healthz``: 200 while the process is alive (liveness);
+* ``GET /readyz``: 200 when the service's readiness callback returns true, else 503 (readiness).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "PREFIX",
+    "MetricsServer",
+    "ProcessorMetrics",
+    "SenderMetrics",
+    "consumer_lag_gauge",
+    "start_metrics_server",
+]
+
+PREFIX: Final = "review_analytics"
+
+_ROW_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+_BYTE_BUCKETS: Final = (1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared by both services
+# --------------------------------------------------------------------------------------------------------
+
+
+def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
+    """``review_analytics_consumer_lag_records{group, topic, partition}``.
+
+    Records between the group's committed offset and the partition's last stable offset (read_committed
+    end). The autoscaler and the "sender is stuck" alert read this.
+    """
+    return Gauge(
+        f"{PREFIX}_consumer_lag_records",
+        "Records not yet committed by the consumer group: last stable offset minus committed offset.",
+        ["group", "topic", "partition"],
+        registry=registry,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sender (services.sender)
+# --------------------------------------------------------------------------------------------------------
+
+
+class SenderMetrics:
+    """Metrics of the sender: HTTP requests, retries, rows delivered or dead-lettered, commits, lag."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = f"{PREFIX}_sender"
+        self.requests = Counter(
+            f"{p}_requests",
+            "HTTP requests to the analytics endpoint, by outcome: 2xx, 3xx, 4xx, 5xx, timeout, connection_error.",
+            ["status_class"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            f"{p}_retries",
+            "Requests that will be retried after a transient failure, by reason "
+            "(server_error, throttled, timeout, connection_error, endpoint_misconfigured, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_rows = Histogram(
+            f"{p}_batch_rows", "Rows per HTTP request.", buckets=_ROW_BUCKETS, registry=registry
+        )
+        self.batch_bytes = Histogram(
+            f"{p}_batch_bytes", "Body bytes per HTTP request.", buckets=_BYTE_BUCKETS, registry=registry
+        )
+        self.request_latency = Histogram(
+            f"{p}_request_duration_seconds",
+            "Time from sending a request to its answer (or failure), in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rows_delivered = Counter(f"{p}_rows_delivered", "Rows the endpoint accepted (2xx).", registry=registry)
+        self.rows_dead_lettered = Counter(
+            f"{p}_rows_dead_lettered",
+            "Rows written to the dead-letter topic, by reason (rejected, payload_too_large, malformed_record).",
+            ["reason"],
+            registry=registry,
+        )
+        self.commits = Counter(
+            f"{p}_commits", "Consumer offset commits (after rows were accepted or dead-lettered).", registry=registry
+        )
+        self.consumer_lag = consumer_lag_gauge(registry)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Processor / reducer service (services.processor)
+#
+# Defined here so that this file stays the one place that names metrics. The processor service owns
+# how and when they are updated; add new processor metrics in this class.
+# --------------------------------------------------------------------------------------------------------
+
+
+class ProcessorMetrics:
+    """Metrics of the reducer service: facts in, rows out, dead letters, transactions, state, rebalances."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = f"{PREFIX}_processor"
+        self.facts_consumed = Counter(f"{p}_facts_consumed", "Facts read from the input topic.", registry=registry)
+        self.events_produced = Counter(
+            f"{p}_events_produced",
+            "Analytics rows produced to the events topic (committed or not), by event type.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.facts_dead_lettered = Counter(
+            f"{p}_facts_dead_lettered",
+            "Facts written to the facts dead-letter topic, by reason (undecodable, unsupported_version, invalid, "
+            "oversized, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.transactions = Counter(
+            f"{p}_transactions",
+            "Kafka transactions finished, by outcome (committed, aborted).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.transaction_duration = Histogram(
+            f"{p}_transaction_duration_seconds",
+            "Time from beginning a transaction to its commit or abort, in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            f"{p}_rebalances",
+            "Consumer group rebalance callbacks, by kind (assigned, revoked).",
+            ["kind"],
+            registry=registry,
+        )
+        self.restore_duration = Histogram(
+            f"{p}_restore_duration_seconds",
+            "Time to restore one partition's state from its changelog, in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.state_entries = Gauge(
+            f"{p}_state_entries",
+            "Entries held in memory per input partition, by kind (e.g. families, connections).",
+            ["partition", "kind"],
+            registry=registry,
+        )
+        self.producer_buffer_overflows = Counter(
+            f"{p}_producer_buffer_overflows",
+            "Times a produce call found the producer's buffer full and had to wait.",
+            registry=registry,
+        )
+        self.consumer_lag = consumer_lag_gauge(registry)
+
+
+# --------------------------------------------------------------------------------------------------------
+# HTTP exposition
+# --------------------------------------------------------------------------------------------------------
+
+
+class MetricsServer:
+    """A running ``/metrics`` + ``/healthz`` + ``/readyz`` server on a daemon thread."""
+
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_metrics_server(
+    port: int,
+    registry: CollectorRegistry,
+    *,
+    ready: Callable[[], bool] = lambda: True,
+    host: str = "0.0.0.0",  # all interfaces: scraped from outside the pod
+) -> MetricsServer:
+    """Serve ``registry`` on ``host:port`` (port 0: any free port); ``ready()`` answers ``/readyz``.
+
+    ``ready`` is called on the server's thread: it must be cheap and thread-safe (reading a flag is).
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._answer(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._answer(HTTPStatus.OK, b"ok\n")
+            elif path == "/readyz":
+                try:
+                    is_ready = ready()
+                except Exception:  # a failing readiness check means "not ready", never a crash
+                    is_ready = False
+                if is_ready:
+                    self._answer(HTTPStatus.OK, b"ready\n")
+                else:
+                    self._answer(HTTPStatus.SERVICE_UNAVAILABLE, b"not ready\n")
+            else:
+                self._answer(HTTPStatus.NOT_FOUND, b"try /metrics, /healthz or /readyz\n")
+
+        def _answer(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not worth a log line each."""
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return MetricsServer(server)
