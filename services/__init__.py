@@ -1,0 +1,1 @@
+"""Everything with a socket: the Kafka processor and sender services and their local tooling."""

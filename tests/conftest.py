@@ -1,0 +1,11 @@
+"""Shared fixtures for the whole test tree.
+
+Fixtures live in ``tests/support/<topic>.py`` modules and are registered here as pytest plugins, so this file
+stays a table of contents. Add a module to ``pytest_plugins`` to share its fixtures with every test.
+
+- ``tests.support.kafka``: ``kafka_broker`` / ``kafka_bootstrap`` (a real local KRaft broker per session).
+"""
+
+pytest_plugins = [
+    "tests.support.kafka",
+]

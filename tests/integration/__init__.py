@@ -1,0 +1,1 @@
+"""Integration tests: real Kafka broker, real loopback HTTP servers; no mocks."""
