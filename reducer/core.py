@@ -11,9 +11,11 @@ the partition's connection table, so families are independent of each other.
 
 from __future__ import annotations
 
-from reducer import items, reviews, threads, turns
+from reducer import custom, items, reviews, threads, turns
 from schemas.events import Row
 from schemas.facts import (
+    AppMentioned,
+    AppUsed,
     ClientRequestFact,
     ClientResponseFact,
     Compaction,
@@ -21,12 +23,18 @@ from schemas.facts import (
     ErrorResponseFact,
     FactEnvelope,
     GuardianReviewFact,
+    HookRun,
     Initialize,
     NotificationFact,
+    PluginStateChanged,
+    PluginUsed,
     ServerRequestAbortedFact,
     ServerRequestFact,
     ServerResponseFact,
+    SkillInvoked,
     SubAgentThreadStarted,
+    TurnResolvedConfig,
+    TurnTokenUsage,
 )
 from schemas.protocol import (
     GuardianReviewCompleted,
@@ -35,7 +43,13 @@ from schemas.protocol import (
     ThreadForkResult,
     ThreadResumeResult,
     ThreadStartResult,
+    TurnCompleted,
+    TurnDiffUpdated,
     TurnStarted,
+    TurnStartRequest,
+    TurnStartResult,
+    TurnSteerRequest,
+    TurnSteerResult,
 )
 from schemas.state import FamilyState, PartitionState
 
@@ -69,6 +83,11 @@ def _existing_family(state: PartitionState, envelope: FactEnvelope) -> FamilySta
     return family
 
 
+def _now_s(envelope: FactEnvelope) -> int:
+    """Wall-clock unix seconds where Rust called ``now_unix_seconds()``: the fact's observation time."""
+    return envelope.observed_at_ms // 1000
+
+
 def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionState, list[Row]]:
     """Apply one fact; return the (same, updated) state and the rows it completes, in order."""
     rows: list[Row] = []
@@ -93,14 +112,42 @@ def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionStat
             result = fact.response
             if isinstance(result, ThreadStartResult | ThreadResumeResult | ThreadForkResult):
                 threads.on_thread_response(state, _family(state, envelope), producer, fact, result, rows)
-        case ClientRequestFact() | ErrorResponseFact():
-            pass
+            elif isinstance(result, TurnStartResult):
+                turns.on_turn_start_response(
+                    state, _existing_family(state, envelope), producer, fact, result, _now_s(envelope), rows
+                )
+            elif isinstance(result, TurnSteerResult):
+                turns.on_turn_steer_response(state, _existing_family(state, envelope), producer, fact, result, rows)
+        case ClientRequestFact():
+            # Only turn/start and turn/steer are remembered; other requests create no state.
+            if isinstance(fact.request, TurnStartRequest | TurnSteerRequest):
+                turns.on_client_request(_family(state, envelope), producer, fact, _now_s(envelope))
+        case ErrorResponseFact():
+            turns.on_error_response(state, _existing_family(state, envelope), producer, fact, rows)
         case NotificationFact():
             _on_notification(state, envelope, fact, rows)
         case SubAgentThreadStarted():
             threads.on_subagent_thread_started(_family(state, envelope), fact, rows)
-        case Compaction() | GuardianReviewFact():
-            pass
+        case Compaction():
+            custom.on_compaction(state, _existing_family(state, envelope), fact, rows)
+        case GuardianReviewFact():
+            custom.on_guardian_review(state, _existing_family(state, envelope), fact, rows)
+        case TurnResolvedConfig():
+            turns.on_turn_resolved_config(state, _family(state, envelope), fact, _now_s(envelope), rows)
+        case TurnTokenUsage():
+            turns.on_turn_token_usage(state, _family(state, envelope), fact, _now_s(envelope), rows)
+        case SkillInvoked():
+            custom.on_skill_invoked(fact, rows)
+        case AppMentioned():
+            custom.on_app_mentioned(fact, rows)
+        case AppUsed():
+            custom.on_app_used(fact, rows)
+        case HookRun():
+            custom.on_hook_run(fact, rows)
+        case PluginUsed():
+            custom.on_plugin_used(fact, rows)
+        case PluginStateChanged():
+            custom.on_plugin_state_changed(fact, rows)
     return state, rows
 
 
@@ -115,5 +162,9 @@ def _on_notification(state: PartitionState, envelope: FactEnvelope, fact: Notifi
             reviews.on_guardian_review_completed(state, _family(state, envelope), notification.params, rows)
         case TurnStarted():
             turns.on_turn_started(_family(state, envelope), notification.params)
+        case TurnCompleted():
+            turns.on_turn_completed(state, _family(state, envelope), notification.params, _now_s(envelope), rows)
+        case TurnDiffUpdated():
+            turns.on_turn_diff_updated(_family(state, envelope), notification.params)
         case _:
             pass

@@ -9,7 +9,7 @@ fields first, then the subclass's).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -212,6 +212,377 @@ class ThreadInitializedEventParams(msgspec.Struct, kw_only=True):
 
 class ThreadInitializedEvent(Row, tag="codex_thread_initialized"):
     event_params: ThreadInitializedEventParams
+
+
+# --- turns ----------------------------------------------------------------------------------------
+
+TurnSubmissionType = Literal["default", "queued"]
+TurnEventStatus = Literal["completed", "failed", "interrupted"]
+TurnSteerResult = Literal["accepted", "rejected"]
+TurnSteerRejectionReason = Literal[
+    "no_active_turn",
+    "expected_turn_mismatch",
+    "non_steerable_review",
+    "non_steerable_compact",
+    "empty_input",
+    "input_too_large",
+]
+
+
+class TurnEventParams(msgspec.Struct, kw_only=True):
+    """``CodexTurnEventParams`` at the PR-era baseline (43 keys; no ``workspace_kind``, no profile fields).
+
+    ``model``, ``sandbox_policy``, ``collaboration_mode``, ``steer_count``, the tool counts and
+    ``completed_at`` are ``Option`` in Rust but always set by the reducer. ``turn_error`` is the
+    app-server ``CodexErrorInfo`` JSON verbatim (camelCase, e.g. ``"badRequest"``).
+    """
+
+    thread_id: str
+    session_id: str | None
+    turn_id: str
+    submission_type: TurnSubmissionType | None
+    app_server_client: AppServerClient
+    runtime: RuntimeMetadata
+    ephemeral: bool
+    thread_source: str | None
+    initialization_mode: ThreadInitializationMode
+    subagent_source: str | None
+    parent_thread_id: str | None
+    model: str | None
+    model_provider: str
+    sandbox_policy: str | None
+    reasoning_effort: str | None
+    reasoning_summary: str | None
+    service_tier: str
+    approval_policy: str
+    approvals_reviewer: str
+    sandbox_network_access: bool
+    collaboration_mode: str | None
+    personality: str | None
+    num_input_images: int
+    is_first_turn: bool
+    status: TurnEventStatus | None
+    turn_error: Any
+    steer_count: int | None
+    total_tool_call_count: int | None
+    shell_command_count: int | None
+    file_change_count: int | None
+    mcp_tool_call_count: int | None
+    dynamic_tool_call_count: int | None
+    subagent_tool_call_count: int | None
+    web_search_count: int | None
+    image_generation_count: int | None
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    output_tokens: int | None
+    reasoning_output_tokens: int | None
+    total_tokens: int | None
+    duration_ms: int | None
+    started_at: int | None
+    completed_at: int | None
+
+
+class TurnEvent(Row, tag="codex_turn_event"):
+    event_params: TurnEventParams
+
+
+class TurnSteerEventParams(msgspec.Struct, kw_only=True):
+    thread_id: str
+    session_id: str | None
+    expected_turn_id: str | None
+    accepted_turn_id: str | None
+    app_server_client: AppServerClient
+    runtime: RuntimeMetadata
+    thread_source: str | None
+    subagent_source: str | None
+    parent_thread_id: str | None
+    num_input_images: int
+    result: TurnSteerResult
+    rejection_reason: TurnSteerRejectionReason | None
+    created_at: int
+
+
+class TurnSteerEvent(Row, tag="codex_turn_steer_event"):
+    event_params: TurnSteerEventParams
+
+
+class AcceptedLineFingerprint(msgspec.Struct, kw_only=True):
+    path_hash: str
+    line_hash: str
+
+
+ACCEPTED_LINE_FINGERPRINTS_PARAMS_EVENT_TYPE = "codex.accepted_line_fingerprints"
+"""The literal ``event_params.event_type`` of ``codex_accepted_line_fingerprints`` rows."""
+
+
+class AcceptedLineFingerprintsEventParams(msgspec.Struct, kw_only=True):
+    """``line_fingerprints`` is always empty at the PR-era baseline (counts only are uploaded)."""
+
+    event_type: str
+    turn_id: str
+    thread_id: str
+    product_surface: str | None
+    model_slug: str | None
+    completed_at: int
+    repo_hash: str | None
+    accepted_added_lines: int
+    accepted_deleted_lines: int
+    line_fingerprints: list[AcceptedLineFingerprint]
+
+
+class AcceptedLineFingerprintsEvent(Row, tag="codex_accepted_line_fingerprints"):
+    """The only row sent in its own HTTP request (see :data:`ISOLATED_EVENT_TYPES`)."""
+
+    event_params: AcceptedLineFingerprintsEventParams
+
+
+# --- compaction -----------------------------------------------------------------------------------
+
+CompactionTrigger = Literal["manual", "auto"]
+CompactionReason = Literal["user_requested", "context_limit", "model_downshift"]
+CompactionImplementation = Literal["responses", "responses_compact", "responses_compaction_v2"]
+CompactionPhase = Literal["standalone_turn", "pre_turn", "mid_turn"]
+CompactionStrategy = Literal["memento", "prefix_compaction"]
+CompactionStatus = Literal["completed", "failed", "interrupted"]
+
+
+class CompactionEventParams(msgspec.Struct, kw_only=True):
+    thread_id: str
+    session_id: str | None
+    turn_id: str
+    app_server_client: AppServerClient
+    runtime: RuntimeMetadata
+    thread_source: str | None
+    subagent_source: str | None
+    parent_thread_id: str | None
+    trigger: CompactionTrigger
+    reason: CompactionReason
+    implementation: CompactionImplementation
+    phase: CompactionPhase
+    strategy: CompactionStrategy
+    status: CompactionStatus
+    error: str | None
+    active_context_tokens_before: int
+    active_context_tokens_after: int
+    started_at: int
+    completed_at: int
+    duration_ms: int | None
+
+
+class CompactionEvent(Row, tag="codex_compaction_event"):
+    event_params: CompactionEventParams
+
+
+# --- guardian review (custom fact) ----------------------------------------------------------------
+
+GuardianApprovalRequestSource = Literal["main_turn", "delegated_subagent"]
+GuardianReviewDecision = Literal["approved", "denied", "aborted"]
+GuardianReviewTerminalStatus = Literal["approved", "denied", "aborted", "timed_out", "failed_closed"]
+GuardianReviewFailureReason = Literal["timeout", "cancelled", "prompt_build_error", "session_error", "parse_error"]
+GuardianReviewSessionKind = Literal["trunk_new", "trunk_reused", "ephemeral_forked"]
+SandboxPermissions = Literal["use_default", "require_escalated", "with_additional_permissions"]
+
+
+class _ReviewedAction(msgspec.Struct, kw_only=True, tag_field="type"):
+    """``GuardianReviewedAction``: internally tagged by ``type`` with snake_case tags."""
+
+
+class ShellReviewedAction(_ReviewedAction, tag="shell"):
+    sandbox_permissions: SandboxPermissions
+    additional_permissions: Any = None
+    """Core ``AdditionalPermissionProfile`` JSON, forwarded verbatim (its exact shape is unverified)."""
+
+
+class UnifiedExecReviewedAction(_ReviewedAction, tag="unified_exec"):
+    sandbox_permissions: SandboxPermissions
+    additional_permissions: Any = None
+    tty: bool = False
+
+
+class ExecveReviewedAction(_ReviewedAction, tag="execve"):
+    source: str
+    """Core ``GuardianCommandSource``: ``"shell"`` or ``"unified_exec"`` (inferred, kept open)."""
+    program: str
+    additional_permissions: Any = None
+
+
+class ApplyPatchReviewedAction(_ReviewedAction, tag="apply_patch"):
+    pass
+
+
+class NetworkAccessReviewedAction(_ReviewedAction, tag="network_access"):
+    """No ``target`` / ``host`` (asserted absent by the Rust test)."""
+
+    protocol: str
+    """Core ``NetworkApprovalProtocol``; only ``"https"`` is test-verified, so the value is kept open."""
+    port: int
+
+
+class McpToolCallReviewedAction(_ReviewedAction, tag="mcp_tool_call"):
+    server: str
+    tool_name: str
+    connector_id: str | None = None
+    connector_name: str | None = None
+    tool_title: str | None = None
+
+
+class RequestPermissionsReviewedAction(_ReviewedAction, tag="request_permissions"):
+    pass
+
+
+GuardianReviewedAction = (
+    ShellReviewedAction
+    | UnifiedExecReviewedAction
+    | ExecveReviewedAction
+    | ApplyPatchReviewedAction
+    | NetworkAccessReviewedAction
+    | McpToolCallReviewedAction
+    | RequestPermissionsReviewedAction
+)
+
+
+class GuardianReviewEventParams(msgspec.Struct, kw_only=True):
+    """``GuardianReviewEventPayload``: context first, then ``GuardianReviewEventParams`` flattened.
+
+    ``risk_level``, ``user_authorization`` and ``outcome`` are core enums whose serialisations were
+    not read (lowercase inferred), so they are forwarded as the strings the producer sends.
+    """
+
+    session_id: str | None
+    app_server_client: AppServerClient
+    runtime: RuntimeMetadata
+    thread_id: str
+    turn_id: str
+    review_id: str
+    target_item_id: str | None
+    approval_request_source: GuardianApprovalRequestSource
+    reviewed_action: GuardianReviewedAction
+    reviewed_action_truncated: bool
+    decision: GuardianReviewDecision
+    terminal_status: GuardianReviewTerminalStatus
+    failure_reason: GuardianReviewFailureReason | None
+    risk_level: str | None
+    user_authorization: str | None
+    outcome: str | None
+    guardian_thread_id: str | None
+    guardian_session_kind: GuardianReviewSessionKind | None
+    guardian_model: str | None
+    guardian_reasoning_effort: str | None
+    had_prior_review_context: bool | None
+    review_timeout_ms: int
+    tool_call_count: int | None
+    time_to_first_token_ms: int | None
+    completion_latency_ms: int | None
+    started_at: int
+    completed_at: int | None
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    output_tokens: int | None
+    reasoning_output_tokens: int | None
+    total_tokens: int | None
+
+
+class GuardianReviewEvent(Row, tag="codex_guardian_review"):
+    event_params: GuardianReviewEventParams
+
+
+# --- skills, apps, hooks, plugins (stateless custom facts) ----------------------------------------
+
+InvocationType = Literal["explicit", "implicit"]
+SkillScope = Literal["user", "repo", "system", "admin"]
+HookRunStatus = Literal["completed", "failed", "blocked", "stopped"]
+
+
+class SkillInvocationEventParams(msgspec.Struct, kw_only=True):
+    product_client_id: str | None
+    skill_scope: str | None
+    plugin_id: str | None
+    repo_url: str | None
+    thread_id: str | None
+    turn_id: str | None
+    invoke_type: InvocationType | None
+    model_slug: str | None
+
+
+class SkillInvocationEvent(Row, tag="skill_invocation"):
+    """The one row with keys beside ``event_params`` at the top level."""
+
+    skill_id: str
+    skill_name: str
+    event_params: SkillInvocationEventParams
+
+
+class AppEventParams(msgspec.Struct, kw_only=True):
+    """``CodexAppMetadata``, shared by ``codex_app_mentioned`` and ``codex_app_used``."""
+
+    connector_id: str | None
+    thread_id: str | None
+    turn_id: str | None
+    app_name: str | None
+    product_client_id: str | None
+    invoke_type: InvocationType | None
+    model_slug: str | None
+
+
+class AppMentionedEvent(Row, tag="codex_app_mentioned"):
+    event_params: AppEventParams
+
+
+class AppUsedEvent(Row, tag="codex_app_used"):
+    event_params: AppEventParams
+
+
+class HookRunEventParams(msgspec.Struct, kw_only=True):
+    thread_id: str | None
+    turn_id: str | None
+    model_slug: str | None
+    hook_name: str | None
+    hook_source: str | None
+    status: HookRunStatus | None
+
+
+class HookRunEvent(Row, tag="codex_hook_run"):
+    event_params: HookRunEventParams
+
+
+class PluginEventParams(msgspec.Struct, kw_only=True):
+    """``CodexPluginMetadata``: the params of the plugin state rows and the base of plugin-used."""
+
+    plugin_id: str | None
+    plugin_name: str | None
+    marketplace_name: str | None
+    has_skills: bool | None
+    mcp_server_count: int | None
+    connector_ids: list[str] | None
+    product_client_id: str | None
+
+
+class PluginUsedEventParams(PluginEventParams):
+    """``CodexPluginUsedMetadata`` at the baseline (no ``mcp_server_names``)."""
+
+    thread_id: str | None
+    turn_id: str | None
+    model_slug: str | None
+
+
+class PluginUsedEvent(Row, tag="codex_plugin_used"):
+    event_params: PluginUsedEventParams
+
+
+class PluginInstalledEvent(Row, tag="codex_plugin_installed"):
+    event_params: PluginEventParams
+
+
+class PluginUninstalledEvent(Row, tag="codex_plugin_uninstalled"):
+    event_params: PluginEventParams
+
+
+class PluginEnabledEvent(Row, tag="codex_plugin_enabled"):
+    event_params: PluginEventParams
+
+
+class PluginDisabledEvent(Row, tag="codex_plugin_disabled"):
+    event_params: PluginEventParams
 
 
 ISOLATED_EVENT_TYPES: frozenset[str] = frozenset({"codex_accepted_line_fingerprints"})

@@ -21,10 +21,27 @@ app-server protocol types of :mod:`schemas.protocol` unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
+from schemas.events import (
+    CompactionImplementation,
+    CompactionPhase,
+    CompactionReason,
+    CompactionStatus,
+    CompactionStrategy,
+    CompactionTrigger,
+    GuardianApprovalRequestSource,
+    GuardianReviewDecision,
+    GuardianReviewedAction,
+    GuardianReviewFailureReason,
+    GuardianReviewSessionKind,
+    GuardianReviewTerminalStatus,
+    InvocationType,
+    SkillScope,
+    TurnSubmissionType,
+)
 from schemas.protocol import (
     ClientRequest,
     ClientResponse,
@@ -132,18 +149,253 @@ class SubAgentThreadStarted(Fact, tag="subagent_thread_started"):
     ephemeral: bool = False
 
 
-class Compaction(Fact, tag="compaction"):
-    """``CodexCompactionEvent``: the row's own fields (all but the context ones) travel as-is."""
+class Compaction(Fact, tag="compaction", kw_only=True):
+    """``CustomAnalyticsFact::Compaction(CodexCompactionEvent)``: one finished context compaction.
+
+    Every field is copied to ``codex_compaction_event``; the reducer adds the thread's context.
+    ``started_at`` / ``completed_at`` are the producer's unix seconds.
+    """
 
     thread_id: str
     turn_id: str
-    fields: dict[str, Any] = {}
+    trigger: CompactionTrigger
+    reason: CompactionReason
+    implementation: CompactionImplementation
+    phase: CompactionPhase
+    strategy: CompactionStrategy
+    status: CompactionStatus
+    error: str | None = None
+    active_context_tokens_before: int
+    active_context_tokens_after: int
+    started_at: int
+    completed_at: int
+    duration_ms: int | None = None
 
 
-class GuardianReviewFact(Fact, tag="guardian_review"):
-    """``GuardianReviewEventParams`` as built by the guardian (snake_case, see schemas.events)."""
+class GuardianReviewFact(Fact, tag="guardian_review", kw_only=True):
+    """``CustomAnalyticsFact::GuardianReview(GuardianReviewEventParams)``, flat, as the guardian built it.
 
-    params: dict[str, Any]
+    Already in row units: ``started_at`` / ``completed_at`` are unix **seconds** (``*_ms // 1000``),
+    ``completion_latency_ms`` is the guardian's own monotonic measurement, ``tool_call_count`` is
+    always null in Rust. The reducer adds ``session_id``, ``app_server_client`` and ``runtime``.
+    """
+
+    thread_id: str
+    turn_id: str
+    review_id: str
+    target_item_id: str | None = None
+    approval_request_source: GuardianApprovalRequestSource
+    reviewed_action: GuardianReviewedAction
+    reviewed_action_truncated: bool = False
+    decision: GuardianReviewDecision
+    terminal_status: GuardianReviewTerminalStatus
+    failure_reason: GuardianReviewFailureReason | None = None
+    risk_level: str | None = None
+    user_authorization: str | None = None
+    outcome: str | None = None
+    guardian_thread_id: str | None = None
+    guardian_session_kind: GuardianReviewSessionKind | None = None
+    guardian_model: str | None = None
+    guardian_reasoning_effort: str | None = None
+    had_prior_review_context: bool | None = None
+    review_timeout_ms: int
+    tool_call_count: int | None = None
+    time_to_first_token_ms: int | None = None
+    completion_latency_ms: int | None = None
+    started_at: int
+    completed_at: int | None = None
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+SandboxPolicyMode = Literal["read_only", "workspace_write", "full_access", "external_sandbox"]
+
+
+class TurnResolvedConfig(Fact, tag="turn_resolved_config", kw_only=True):
+    """``TurnResolvedConfigFact``: the configuration a turn actually ran with.
+
+    Rust reads core enums and derives the row strings; here the producer sends what needs the core
+    model already derived, and the reducer keeps Rust's cheap mappings:
+
+    * ``sandbox_policy`` -- derived by the producer from ``permission_profile`` +
+      ``permission_profile_cwd`` (Rust ``sandbox_policy_mode``); re-deriving needs the core permission
+      model.
+    * ``reasoning_effort``, ``reasoning_summary``, ``service_tier``, ``approval_policy``,
+      ``approvals_reviewer``, ``personality`` -- the core values' ``Display`` strings (e.g. ``"high"``,
+      ``"detailed"``, ``"flex"``, ``"on-request"``, ``"auto_review"``, ``"pragmatic"``). The reducer maps
+      ``reasoning_summary`` / ``personality`` ``"none"`` to null and a null ``service_tier`` to
+      ``"default"``.
+    * ``collaboration_mode`` -- the core ``ModeKind`` value (``"plan"``, ``"default"``,
+      ``"pair_programming"``, ``"execute"``); the reducer reports ``"plan"`` or ``"default"``.
+    * ``repo_hash`` -- the accepted-lines repo hash, computed by the producer from the turn's cwd
+      (``permission_profile_cwd``) with Rust's ``accepted_line_repo_hash_for_cwd`` (git remotes of the
+      cwd; ``origin`` else the first; canonicalised URL; ``sha1("file-line-v1\\0repo\\0" + url)``), or
+      null when the cwd is not a git repo with a remote. It lives here because Rust derives it from
+      this fact's cwd; Rust runs the git lookup when the turn row is emitted, the producer runs it
+      when the configuration is resolved.
+
+    ``session_source`` (ignored by the Rust reducer) is not declared; a producer may still send it.
+    """
+
+    turn_id: str
+    thread_id: str
+    num_input_images: int
+    submission_type: TurnSubmissionType | None = None
+    ephemeral: bool
+    model: str
+    model_provider: str
+    sandbox_policy: SandboxPolicyMode
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+    service_tier: str | None = None
+    approval_policy: str
+    approvals_reviewer: str
+    sandbox_network_access: bool
+    collaboration_mode: str
+    personality: str | None = None
+    is_first_turn: bool
+    repo_hash: str | None = None
+
+
+class CoreTokenUsage(msgspec.Struct, kw_only=True):
+    """Core ``TokenUsage`` (snake_case); the turn row reads these five counts."""
+
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_output_tokens: int
+    total_tokens: int
+
+
+class TurnTokenUsage(Fact, tag="turn_token_usage"):
+    """``TurnTokenUsageFact``: the turn's final token usage."""
+
+    turn_id: str
+    thread_id: str
+    token_usage: CoreTokenUsage
+
+
+class TrackEventsContext(msgspec.Struct, kw_only=True):
+    """Which model, thread and turn a skill / app / hook / plugin fact belongs to."""
+
+    model_slug: str
+    thread_id: str
+    turn_id: str
+
+
+class SkillInvocation(msgspec.Struct, kw_only=True):
+    """One invoked skill, with the filesystem facts Rust looked up itself already resolved.
+
+    * ``skill_path`` -- the skill file's path **canonicalised by the producer** (``canonicalize``,
+      falling back to the path as given when that fails, as Rust does).
+    * ``repo_root`` -- the canonicalised git repository root containing the skill, or null.
+    * ``repo_url`` -- that repository's remote URL (``collect_git_info(root).repository_url``), or null.
+
+    From these the reducer derives ``skill_id`` with Rust's ``skill_id_for_local_skill`` (pure string
+    work and SHA-1).
+    """
+
+    skill_name: str
+    skill_scope: SkillScope
+    skill_path: str
+    plugin_id: str | None = None
+    invocation_type: InvocationType
+    repo_root: str | None = None
+    repo_url: str | None = None
+
+
+class SkillInvoked(Fact, tag="skill_invoked"):
+    """``SkillInvokedInput``; one ``skill_invocation`` row per invocation.
+
+    ``product_client_id`` is the producer process's originator (Rust ``originator().value``, default
+    ``"codex_cli_rs"``), not the connection's client id.
+    """
+
+    tracking: TrackEventsContext
+    invocations: list[SkillInvocation]
+    product_client_id: str
+
+
+class AppInvocation(msgspec.Struct, kw_only=True):
+    connector_id: str | None = None
+    app_name: str | None = None
+    invocation_type: InvocationType | None = None
+
+
+class AppMentioned(Fact, tag="app_mentioned"):
+    """``AppMentionedInput``; one ``codex_app_mentioned`` row per mention. ``product_client_id``: originator."""
+
+    tracking: TrackEventsContext
+    mentions: list[AppInvocation]
+    product_client_id: str
+
+
+class AppUsed(Fact, tag="app_used"):
+    """``AppUsedInput`` (already de-duplicated per turn and connector by the producer, as in Rust)."""
+
+    tracking: TrackEventsContext
+    app: AppInvocation
+    product_client_id: str
+
+
+class HookRunDetails(msgspec.Struct, kw_only=True):
+    """``HookRunFact``.
+
+    ``event_name`` is the analytics name (PascalCase: ``"PreToolUse"``, ``"SessionStart"``, ...) and
+    ``hook_source`` the analytics source string (``"user"``, ``"cloud_requirements"``, ...): both are
+    forwarded verbatim. ``status`` ``"running"`` is reported as ``"failed"`` (as in Rust).
+    """
+
+    event_name: str
+    hook_source: str
+    status: Literal["running", "completed", "failed", "blocked", "stopped"]
+
+
+class HookRun(Fact, tag="hook_run"):
+    tracking: TrackEventsContext
+    hook: HookRunDetails
+
+
+class PluginId(msgspec.Struct, kw_only=True):
+    plugin_name: str
+    marketplace_name: str
+
+
+class PluginCapabilitySummary(msgspec.Struct, kw_only=True):
+    config_name: str = ""
+    display_name: str = ""
+    description: str | None = None
+    has_skills: bool = False
+    mcp_server_names: list[str] = []
+    app_connector_ids: list[str] = []
+
+
+class PluginTelemetryMetadata(msgspec.Struct, kw_only=True):
+    plugin_id: PluginId
+    remote_plugin_id: str | None = None
+    capability_summary: PluginCapabilitySummary | None = None
+
+
+class PluginUsed(Fact, tag="plugin_used"):
+    """``PluginUsedInput`` (already de-duplicated per turn and plugin by the producer, as in Rust)."""
+
+    tracking: TrackEventsContext
+    plugin: PluginTelemetryMetadata
+    product_client_id: str
+
+
+PluginState = Literal["installed", "uninstalled", "enabled", "disabled"]
+
+
+class PluginStateChanged(Fact, tag="plugin_state_changed"):
+    """``PluginStateChangedInput``: ``codex_plugin_<state>``. Not tied to a thread."""
+
+    plugin: PluginTelemetryMetadata
+    state: PluginState
+    product_client_id: str
 
 
 FactKind = (
@@ -159,6 +411,14 @@ FactKind = (
     | SubAgentThreadStarted
     | Compaction
     | GuardianReviewFact
+    | TurnResolvedConfig
+    | TurnTokenUsage
+    | SkillInvoked
+    | AppMentioned
+    | AppUsed
+    | HookRun
+    | PluginUsed
+    | PluginStateChanged
 )
 
 

@@ -100,29 +100,70 @@ class ToolCounts(msgspec.Struct, kw_only=True, array_like=True):
 
 
 class TurnCompletion(msgspec.Struct, kw_only=True, array_like=True):
-    status: str
-    turn_error: str | None
+    """What ``turn/completed`` said: status (null for ``inProgress``), error info, end time, duration."""
+
+    status: str | None
+    turn_error: Any
+    """``turn.error.codexErrorInfo`` JSON verbatim (a string or an object), or null."""
     completed_at: int
     duration_ms: int | None
 
 
 class TokenUsage(msgspec.Struct, kw_only=True, array_like=True):
-    input_tokens: int | None = None
-    cached_input_tokens: int | None = None
-    output_tokens: int | None = None
-    reasoning_output_tokens: int | None = None
-    total_tokens: int | None = None
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_output_tokens: int
+    total_tokens: int
+
+
+class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True):
+    """The row-relevant part of a ``TurnResolvedConfig`` fact, as the fact sent it (mapped at emission)."""
+
+    submission_type: str | None
+    ephemeral: bool
+    model: str
+    model_provider: str
+    sandbox_policy: str
+    reasoning_effort: str | None
+    reasoning_summary: str | None
+    service_tier: str | None
+    approval_policy: str
+    approvals_reviewer: str
+    sandbox_network_access: bool
+    collaboration_mode: str
+    personality: str | None
+    is_first_turn: bool
+    repo_hash: str | None
+
+
+class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True):
+    """Added / deleted line counts of the latest ``turn/diff/updated`` diff.
+
+    Rust keeps the whole diff text and counts it when the turn row is emitted; only the counts reach
+    the row (fingerprints are uploaded empty), so the state keeps the counts, not the diff.
+    """
+
+    added: int
+    deleted: int
 
 
 class TurnState(msgspec.Struct, kw_only=True, array_like=True):
+    """One turn of the family, keyed by turn id; deleted when its ``codex_turn_event`` is emitted.
+
+    ``connection`` is set only by a matched ``turn/start`` response (else the thread's connection is
+    used); ``thread_id`` / ``num_input_images`` by that response or by the resolved config (last
+    writer wins); ``tool_counts`` by :mod:`reducer.items`.
+    """
+
     connection: str | None = None
     thread_id: str | None = None
     num_input_images: int | None = None
-    resolved_config: dict[str, Any] | None = None
+    resolved_config: ResolvedTurnConfig | None = None
     started_at: int | None = None
     token_usage: TokenUsage | None = None
     completed: TurnCompletion | None = None
-    latest_diff: str | None = None
+    latest_diff: DiffLineCounts | None = None
     steer_count: int = 0
     tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
 
