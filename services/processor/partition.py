@@ -1,0 +1,188 @@
+"""One assigned input partition: its reducer state, its transactional producer, its changelog.
+
+Responsibilities of a :class:`PartitionWorker`:
+
+1. Own the partition's transactional producer (``transactional_id = <prefix>-<topic>-<partition>``,
+   stable across hosts and restarts). Starting it bumps the producer epoch, which fences any previous
+   owner and aborts its open transaction *before* this worker reads the committed offset
+   (kafka-notes §1: aiokafka has no KIP-447, so this is the fencing).
+2. Hold the partition's :class:`~schemas.state.PartitionState`, restored from changelog partition P
+   before the first fact is reduced (:func:`restore_states`).
+3. Turn a batch of input records into rows, changelog records and dead letters
+   (:meth:`PartitionWorker.reduce_batch`): decode once, reduce, encode once.
+4. Commit that output with the input offset in one transaction (:func:`.transaction.commit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.structs import TopicPartition
+
+from reducer import changelog_records, enforce_caps, expire, family_key, reduce, restore
+from reducer.context import connection_key
+from schemas.codec import FactDecodeError, decode_fact, encode_row
+from schemas.facts import Initialize
+from schemas.state import PartitionState
+from services.processor.deadletter import dead_letter
+from services.processor.faults import CrashPoints
+from services.processor.transaction import BatchOutput, abort_quietly
+
+ROW_ID_HEADER: Final = "row-id"
+EVENT_TYPE_HEADER: Final = "event-type"
+
+_EVENT_TYPE_BY_CLASS: dict[type, bytes] = {}
+
+
+def _event_type(row: Any) -> bytes:
+    cls = type(row)
+    tag = _EVENT_TYPE_BY_CLASS.get(cls)
+    if tag is None:
+        tag = _EVENT_TYPE_BY_CLASS[cls] = str(cls.__struct_config__.tag).encode()
+    return tag
+
+
+class PartitionWorker:
+    """State and producer of one input partition; see the module docstring for its responsibilities."""
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        producer: AIOKafkaProducer,
+        state: PartitionState,
+        next_offset: int,
+        idle_ttl_ms: int,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.producer = producer
+        self.state = state
+        self.next_offset = next_offset
+        self.idle_ttl_ms = idle_ttl_ms
+        self.row_prefix = f"{topic}-{partition}-"
+
+    def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
+        """Reduce the records at or after ``next_offset``; the state is updated in place.
+
+        Undecodable facts and facts the reducer refuses become dead letters; they never stop the batch.
+        If the commit of the returned output fails, this state is ahead of the changelog and the caller
+        must :meth:`reset` the worker.
+        """
+        out = BatchOutput()
+        state = self.state
+        dirty_families: set[str] = set()
+        dirty_connections: set[str] = set()
+        rows = out.rows
+        rows_by_type = out.rows_by_type
+        prefix = self.row_prefix
+        for record in records:
+            offset = record.offset
+            if offset < self.next_offset:
+                continue  # already committed: a batch fetched before a reset or a rebalance
+            out.next_offset = offset + 1
+            out.facts += 1
+            raw = record.value
+            try:
+                if raw is None:
+                    raise FactDecodeError("record has no value (tombstone)")
+                envelope = decode_fact(raw)
+            except FactDecodeError as error:
+                out.dead_letters.append(self._dead_letter(record, error.reason, error))
+                continue
+            try:
+                state, emitted = reduce(state, envelope)
+            except Exception as error:
+                out.dead_letters.append(self._dead_letter(record, "reducer_error", error))
+                continue
+            family = family_key(envelope)
+            if isinstance(envelope.fact, Initialize):
+                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
+            else:
+                dirty_families.add(family)
+            if emitted:
+                key = family.encode()
+                base = f"{prefix}{offset}-"
+                for index, row in enumerate(emitted):
+                    event_type = _event_type(row)
+                    rows.append(
+                        (
+                            key,
+                            encode_row(row),
+                            [(ROW_ID_HEADER, f"{base}{index}".encode()), (EVENT_TYPE_HEADER, event_type)],
+                        )
+                    )
+                    name = event_type.decode()
+                    rows_by_type[name] = rows_by_type.get(name, 0) + 1
+        if out.next_offset is None:
+            return out
+        self.state = state
+        enforce_caps(state, dirty_families)
+        dirty_families.update(expire(state, self.idle_ttl_ms))
+        out.changelog = [
+            (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
+        ]
+        return out
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, error: BaseException) -> Any:
+        return dead_letter(
+            key=record.key,
+            value=record.value or b"",
+            reason=reason,
+            error=error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+    async def close(self) -> None:
+        """Abort anything open and stop the producer (on revocation, reset or shutdown)."""
+        await abort_quietly(self.producer)
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+
+
+async def restore_states(
+    consumer: AIOKafkaConsumer,
+    changelog: str,
+    partitions: Iterable[int],
+    *,
+    crash: CrashPoints,
+    progress_every_s: float = 5.0,
+    on_progress: Any = None,
+) -> dict[int, PartitionState]:
+    """Read changelog partitions from the beginning to their end (read_committed) into states.
+
+    ``consumer`` is a group-less consumer used only for restores. Call only after the partitions'
+    producers have started (fenced), so no transaction of a previous owner is still open.
+    """
+    tps = [TopicPartition(changelog, partition) for partition in partitions]
+    if not tps:
+        return {}
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    await consumer.seek_to_beginning(*tps)
+    records: dict[int, list[tuple[str, bytes | None]]] = {tp.partition: [] for tp in tps}
+    remaining = {tp for tp in tps if ends[tp] > 0}
+    last_report = time.monotonic()
+    while remaining:
+        crash.reached("during_restore")
+        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=20_000)
+        for tp, messages in batch.items():
+            target = records[tp.partition]
+            for message in messages:
+                if message.key is not None:
+                    target.append((message.key.decode(), message.value))
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+        if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
+            last_report = time.monotonic()
+            on_progress({p: len(r) for p, r in records.items()})
+    consumer.assign([])
+    return {partition: restore(partition_records) for partition, partition_records in records.items()}

@@ -1,0 +1,324 @@
+"""The consumer loop of the reducer service and its rebalance listener.
+
+One consumer per instance (group ``ProcessorConfig.group_id``); one :class:`PartitionWorker` per
+assigned partition. A poll returns records of several partitions; each partition's share is reduced
+and committed in its own transaction, the partitions concurrently (aiokafka spends ~25 ms per
+transaction, so one partition at a time would cap the instance at ~40 transactions/s).
+
+Concurrency contract: ``self._lock`` is held while a polled batch is processed and committed, and by
+the rebalance callbacks, never around ``getmany`` (the callbacks run inside aiokafka's rebalance,
+which ``getmany`` waits for). So a revocation always finds no transaction open, and an assignment
+never races a commit.
+
+Failure handling per partition:
+
+* fenced producer (another instance owns the partition now): drop the worker, skip the partition's
+  records until the group assigns it again;
+* any other error while committing: abort, then :meth:`Processor._reset` the partition (new producer,
+  which fences and aborts anything still open; committed offset re-read; state restored from the
+  changelog; consumer seeked back), retrying with backoff while the broker is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
+from aiokafka.structs import TopicPartition
+
+from schemas.state import PartitionState
+from services.config import ProcessorConfig
+from services.metrics import ProcessorMetrics
+from services.processor.faults import CrashPoints
+from services.processor.partition import PartitionWorker, restore_states
+from services.processor.topics import changelog_topic, dead_letter_topic
+from services.processor.transaction import Destinations, commit
+
+log = structlog.get_logger("processor")
+
+_FENCED: tuple[type[Exception], ...] = (ProducerFenced, InvalidProducerEpoch)
+"""Errors meaning another instance now owns the partition's transactional id."""
+
+
+class Processor:
+    """Reduce ``facts`` into ``events`` exactly once; see the module docstring."""
+
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        *,
+        metrics: ProcessorMetrics,
+        crash: CrashPoints | None = None,
+        client_id: str = "review-analytics-reducer",
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.crash = crash or CrashPoints(None)
+        self.client_id = client_id
+        self.to = Destinations(
+            group_id=config.group_id,
+            input_topic=config.facts_topic,
+            events_topic=config.events_topic,
+            changelog_topic=changelog_topic(config.group_id, config.facts_topic),
+            dead_letter_topic=dead_letter_topic(config.facts_topic),
+        )
+        self.workers: dict[TopicPartition, PartitionWorker] = {}
+        self._parked: dict[int, tuple[PartitionState, int]] = {}
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._restorer: AIOKafkaConsumer | None = None
+        self.assigned: set[TopicPartition] = set()
+        self.restoring = False
+        self.commits = 0
+
+    # --- readiness -------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Joined, and every assigned partition restored (``/readyz``)."""
+        return self._consumer is not None and not self.restoring and self.assigned == set(self.workers)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then finish the batch in hand and leave the group."""
+        kafka = self.config.kafka
+        self._restorer = AIOKafkaConsumer(
+            **kafka.client_kwargs(client_id=f"{self.client_id}-restore"),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        consumer = AIOKafkaConsumer(
+            **kafka.client_kwargs(client_id=self.client_id),
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 5),
+            max_poll_interval_ms=max(60_000, self.config.session_timeout_ms * 4),
+        )
+        self._consumer = consumer
+        await self._restorer.start()
+        await consumer.start()
+        consumer.subscribe([self.config.facts_topic], listener=_Listener(self._on_revoked, self._on_assigned))
+        log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch_records
+                )
+                if batch:
+                    async with self._lock:
+                        await self._process(batch)
+        finally:
+            async with self._lock:
+                for worker in list(self.workers.values()):
+                    await worker.close()
+                self.workers.clear()
+            await consumer.stop()
+            await self._restorer.stop()
+            log.info("processor_stopped", commits=self.commits)
+
+    # --- processing ------------------------------------------------------------------------------
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        jobs = [self._process_partition(tp, records) for tp, records in batch.items() if tp in self.workers]
+        await asyncio.gather(*jobs)
+
+    async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        worker = self.workers[tp]
+        out = worker.reduce_batch(records)
+        if out.next_offset is None:
+            return
+        started = time.monotonic()
+        try:
+            await commit(worker.producer, out, partition=tp.partition, to=self.to, crash=self.crash)
+        except _FENCED:
+            self.metrics.transactions.labels(outcome="aborted").inc()
+            log.warning("partition_fenced", topic=tp.topic, partition=tp.partition)
+            await worker.close()
+            self.workers.pop(tp, None)
+            return
+        except (TimeoutError, KafkaError, OSError) as error:
+            self.metrics.transactions.labels(outcome="aborted").inc()
+            log.warning(
+                "transaction_failed", topic=tp.topic, partition=tp.partition, error=repr(error), facts=out.facts
+            )
+            await self._reset(tp)
+            return
+        elapsed = time.monotonic() - started
+        worker.next_offset = out.next_offset
+        self.commits += 1
+        m = self.metrics
+        m.transactions.labels(outcome="committed").inc()
+        m.transaction_duration.observe(elapsed)
+        m.facts_consumed.inc(out.facts)
+        for event_type, count in out.rows_by_type.items():
+            m.events_produced.labels(event_type=event_type).inc(count)
+        for letter in out.dead_letters:
+            reason = dict(letter.headers).get("dlq.reason", b"unknown").decode()
+            m.facts_dead_lettered.labels(reason=reason).inc()
+        state = worker.state
+        m.state_entries.labels(partition=str(tp.partition), kind="families").set(len(state.families))
+        m.state_entries.labels(partition=str(tp.partition), kind="connections").set(len(state.connections))
+        log.info(
+            "transaction_committed",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=out.next_offset,
+            facts=out.facts,
+            rows=len(out.rows),
+            dead_letters=len(out.dead_letters),
+            changelog=len(out.changelog),
+            duration_ms=round(elapsed * 1000, 1),
+        )
+        if state.drops:
+            log.info("facts_dropped_by_rules", partition=tp.partition, drops=dict(state.drops))
+            state.drops.clear()
+
+    # --- partition ownership ---------------------------------------------------------------------
+
+    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
+        """A started transactional producer for ``partition``; starting it fences the previous owner."""
+        producer = AIOKafkaProducer(
+            **self.config.kafka.client_kwargs(client_id=f"{self.client_id}-p{partition}"),
+            transactional_id=f"{self.config.transactional_id_prefix}-{self.config.facts_topic}-{partition}",
+            enable_idempotence=True,
+            acks="all",
+            transaction_timeout_ms=self.config.transaction_timeout_ms,
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+        )
+        await producer.start()
+        return producer
+
+    async def _take(self, tps: Sequence[TopicPartition]) -> None:
+        """Own ``tps``: fence, read committed offsets, restore state, seek. Caller holds the lock."""
+        assert self._consumer is not None and self._restorer is not None
+        consumer = self._consumer
+        producers = dict(
+            zip(tps, await asyncio.gather(*(self._start_producer(tp.partition) for tp in tps)), strict=True)
+        )
+        self.crash.reached("after_fence_before_offset_read")
+        committed: dict[TopicPartition, int] = {}
+        for tp in tps:
+            offset = await consumer.committed(tp)
+            committed[tp] = offset if offset is not None else 0
+        states: dict[int, PartitionState] = {}
+        to_restore: list[int] = []
+        for tp in tps:
+            parked = self._parked.pop(tp.partition, None)
+            if parked is not None and parked[1] == committed[tp]:
+                states[tp.partition] = parked[0]  # nobody committed since we did: our state is current
+            else:
+                to_restore.append(tp.partition)
+        if to_restore:
+            self.restoring = True
+            started = time.monotonic()
+            restored = await restore_states(
+                self._restorer,
+                self.to.changelog_topic,
+                to_restore,
+                crash=self.crash,
+                on_progress=lambda counts: log.info("restore_progress", records=counts),
+            )
+            elapsed = time.monotonic() - started
+            for partition, state in restored.items():
+                self.metrics.restore_duration.observe(elapsed)
+                log.info(
+                    "partition_restored",
+                    partition=partition,
+                    families=len(state.families),
+                    connections=len(state.connections),
+                    duration_ms=round(elapsed * 1000, 1),
+                )
+            states.update(restored)
+            self.restoring = False
+        for tp in tps:
+            if committed[tp] > 0:
+                consumer.seek(tp, committed[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+            self.workers[tp] = PartitionWorker(
+                topic=tp.topic,
+                partition=tp.partition,
+                producer=producers[tp],
+                state=states[tp.partition],
+                next_offset=committed[tp],
+                idle_ttl_ms=self.config.idle_ttl_ms,
+            )
+
+    async def _reset(self, tp: TopicPartition) -> None:
+        """Rebuild one partition after a failed commit; retry while the broker is unreachable."""
+        worker = self.workers.pop(tp, None)
+        if worker is not None:
+            await worker.close()
+        delay = 0.5
+        while tp in self.assigned:
+            try:
+                await self._take([tp])
+                log.info("partition_reset", topic=tp.topic, partition=tp.partition)
+                return
+            except _FENCED:
+                return
+            except (TimeoutError, KafkaError, OSError) as error:
+                log.warning("partition_reset_failed", partition=tp.partition, error=repr(error), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            self.crash.reached("in_revoke")
+            self.metrics.rebalances.labels(kind="revoked").inc()
+            for tp in revoked:
+                worker = self.workers.pop(tp, None)
+                if worker is not None:
+                    await worker.close()
+                    self._parked[tp.partition] = (worker.state, worker.next_offset)
+            self.assigned -= revoked
+            log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            self.metrics.rebalances.labels(kind="assigned").inc()
+            self.assigned = set(assigned)
+            fresh = sorted((tp for tp in assigned if tp not in self.workers), key=lambda tp: tp.partition)
+            for tp in [tp for tp in self.workers if tp not in assigned]:
+                await self.workers.pop(tp).close()
+            self._parked = {p: v for p, v in self._parked.items() if any(tp.partition == p for tp in fresh)}
+            try:
+                await self._take(fresh)
+            except (TimeoutError, KafkaError, OSError) as error:
+                log.error("partition_assignment_failed", error=repr(error))
+                for tp in fresh:
+                    if tp not in self.workers:
+                        asyncio.get_running_loop().create_task(self._reset_locked(tp))
+            log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    async def _reset_locked(self, tp: TopicPartition) -> None:
+        async with self._lock:
+            if tp not in self.workers:
+                await self._reset(tp)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        revoked: Callable[[set[TopicPartition]], Awaitable[None]],
+        assigned: Callable[[set[TopicPartition]], Awaitable[None]],
+    ) -> None:
+        self._revoked = revoked
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._assigned(set(assigned))

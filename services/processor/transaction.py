@@ -1,0 +1,105 @@
+"""The commit protocol: one Kafka transaction per input partition per batch.
+
+A batch's outputs (rows, changelog records, dead letters) and its input offsets become visible
+together or not at all, which is what makes the output exactly-once per input fact. The steps, each
+marked ``# Step n.`` below:
+
+1. begin the transaction;
+2. produce the rows to the events topic;
+3. produce the changed state to changelog partition P (same number as input partition P);
+4. produce the dead letters to the facts dead-letter topic, partition P;
+5. wait until every record is acknowledged, then add the input offset (last + 1) to the transaction;
+6. commit.
+
+Any failure aborts the transaction when the producer still can, and raises: the caller then resets
+the partition (new producer, which fences and aborts anything left open; state restored from the
+changelog; input re-read from the committed offset). Nothing is retried inside a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from services.processor.deadletter import DeadLetter
+from services.processor.faults import CrashPoints
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass
+class BatchOutput:
+    """Everything one input partition's batch produces, ready to be committed."""
+
+    rows: list[tuple[bytes, bytes, Headers]] = field(default_factory=list)
+    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    facts: int = 0
+    next_offset: int | None = None
+    """Offset to commit (last processed + 1); ``None`` when the batch held nothing new."""
+    rows_by_type: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Destinations:
+    group_id: str
+    input_topic: str
+    events_topic: str
+    changelog_topic: str
+    dead_letter_topic: str
+
+
+async def commit(
+    producer: AIOKafkaProducer,
+    out: BatchOutput,
+    *,
+    partition: int,
+    to: Destinations,
+    crash: CrashPoints,
+) -> None:
+    """Write ``out`` and the input offset of ``partition`` in one transaction (steps in the module doc)."""
+    assert out.next_offset is not None
+    # Step 1.
+    await producer.begin_transaction()
+    try:
+        pending: list[asyncio.Future[object]] = []
+        # Step 2.
+        for key, value, headers in out.rows:
+            pending.append(await producer.send(to.events_topic, value, key=key, headers=headers))
+        crash.reached("after_rows_sent")
+        # Step 3.
+        for key, state in out.changelog:
+            pending.append(await producer.send(to.changelog_topic, state, key=key, partition=partition))
+        crash.reached("after_changelog_sent")
+        # Step 4.
+        for letter in out.dead_letters:
+            pending.append(
+                await producer.send(
+                    to.dead_letter_topic, letter.value, key=letter.key, partition=partition, headers=letter.headers
+                )
+            )
+        # Step 5.
+        if pending:
+            await asyncio.gather(*pending)
+        await producer.send_offsets_to_transaction(
+            {TopicPartition(to.input_topic, partition): out.next_offset}, to.group_id
+        )
+        crash.reached("after_offsets_added")
+        crash.reached("before_commit")
+    except BaseException:
+        await abort_quietly(producer)
+        raise
+    # Step 6. A failed commit is not aborted here: the transaction state is unknown, and the caller's
+    # reset (a new producer with the same transactional id) resolves it either way.
+    await producer.commit_transaction()
+    crash.reached("after_commit")
+
+
+async def abort_quietly(producer: AIOKafkaProducer) -> None:
+    """Abort the open transaction if the producer still can; a fenced producer cannot, and need not."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.abort_transaction(), timeout=10)

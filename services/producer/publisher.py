@@ -1,0 +1,321 @@
+"""``FactPublisher``: what an app-server embeds to publish analytics facts to Kafka.
+
+``track_*`` calls mirror codex's ``AnalyticsEventsClient``: each builds one fact envelope, encodes it
+with msgspec and puts it in a bounded in-memory buffer, without blocking the caller. A background task
+drains the buffer into an idempotent aiokafka producer (``acks=all``, optional compression), keyed by
+the fact's root thread id (:mod:`.routing`). ``Initialize`` facts go to **every** partition, so each
+partition knows every connection. ``close()`` flushes what is buffered.
+
+Unlike codex's queue, a full buffer is never silent: the fact is refused, ``track_*`` returns
+``False``, ``overflows`` and the ``producer_buffer_overflows`` metric count it and a warning is logged.
+The client-side filters of codex are kept (only analytics-relevant requests, responses and
+notifications are published; app-used and plugin-used facts are de-duplicated per turn).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from schemas.facts import SCHEMA_VERSION
+from schemas.protocol import RequestId
+from services.config import KafkaSettings
+from services.producer.routing import Router, fallback_key
+
+log = structlog.get_logger("publisher")
+
+DEDUPE_MAX_KEYS: Final = 4096
+RELEVANT_REQUESTS: Final = frozenset({"turn/start", "turn/steer"})
+RELEVANT_RESPONSES: Final = frozenset({"thread/start", "thread/resume", "thread/fork", "turn/start", "turn/steer"})
+RELEVANT_NOTIFICATIONS: Final = frozenset(
+    {
+        "turn/started",
+        "turn/completed",
+        "turn/diff/updated",
+        "item/started",
+        "item/completed",
+        "item/autoApprovalReview/started",
+        "item/autoApprovalReview/completed",
+    }
+)
+APPROVAL_METHODS: Final = frozenset(
+    {"item/commandExecution/requestApproval", "item/fileChange/requestApproval", "item/permissions/requestApproval"}
+)
+
+_BROADCAST: Final = object()
+_encoder: Final = msgspec.json.Encoder()
+
+
+class FactPublisher:
+    """Publish facts for one app-server process (``producer_id`` namespaces its connection/request ids)."""
+
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        topic: str = "facts",
+        producer_id: str,
+        buffer_size: int = 10_000,
+        compression: str | None = None,
+        on_overflow: Callable[[], None] | None = None,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        linger_ms: int = 5,
+    ) -> None:
+        self.topic = topic
+        self.producer_id = producer_id
+        self.router = Router()
+        self.overflows = 0
+        self.published = 0
+        self._buffer: collections.deque[tuple[object, bytes]] = collections.deque()
+        self._buffer_size = buffer_size
+        self._on_overflow = on_overflow
+        self._clock_ms = clock_ms
+        self._wakeup = asyncio.Event()
+        self._producer = AIOKafkaProducer(
+            **kafka.client_kwargs(client_id=f"publisher-{producer_id}"),
+            enable_idempotence=True,
+            acks="all",
+            compression_type=compression,
+            linger_ms=linger_ms,
+        )
+        self._partitions: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._app_used: set[tuple[str, str]] = set()
+        self._plugin_used: set[tuple[str, str]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._partitions = sorted(await self._producer.partitions_for(self.topic))
+        self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publisher-{self.producer_id}")
+
+    async def close(self) -> None:
+        """Send everything buffered, wait for the broker's acknowledgements, stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        await self._producer.stop()
+
+    async def flush(self) -> None:
+        """Wait until everything buffered so far has been acknowledged."""
+        while self._buffer:
+            self._wakeup.set()
+            await asyncio.sleep(0.005)
+        await self._producer.flush()
+
+    async def _drain(self) -> None:
+        pending: list[asyncio.Future[Any]] = []
+        while True:
+            if not self._buffer:
+                if pending:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            key, value = self._buffer.popleft()
+            if key is _BROADCAST:
+                for partition in self._partitions:
+                    pending.append(await self._producer.send(self.topic, value, partition=partition))
+            else:
+                assert isinstance(key, bytes)
+                pending.append(await self._producer.send(self.topic, value, key=key))
+            self.published += 1
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+
+    # --- low level -------------------------------------------------------------------------------
+
+    def publish(self, fact: Mapping[str, Any], thread_id: str | None, *, broadcast: bool = False) -> bool:
+        """Encode ``fact`` (``{"kind": ..., ...}``) in an envelope and buffer it; ``False`` if the buffer is full."""
+        envelope = {
+            "v": SCHEMA_VERSION,
+            "producer": self.producer_id,
+            "thread_id": thread_id,
+            "observed_at_ms": self._clock_ms(),
+            "fact": fact,
+        }
+        key: object = _BROADCAST if broadcast else (thread_id or fallback_key(self.producer_id)).encode()
+        return self.publish_encoded(key, _encoder.encode(envelope))
+
+    def publish_encoded(self, key: object, value: bytes) -> bool:
+        """Buffer an already-encoded envelope. ``key``: bytes, or :data:`BROADCAST` for every partition."""
+        if len(self._buffer) >= self._buffer_size:
+            self.overflows += 1
+            if self._on_overflow is not None:
+                self._on_overflow()
+            if self.overflows == 1 or self.overflows % 1000 == 0:
+                log.warning("publisher_buffer_full", overflows=self.overflows, buffer_size=self._buffer_size)
+            return False
+        self._buffer.append((key, value))
+        self._wakeup.set()
+        return True
+
+    # --- codex client calls ----------------------------------------------------------------------
+
+    def track_initialize(
+        self,
+        connection_id: int,
+        params: Mapping[str, Any],
+        product_client_id: str,
+        runtime: Mapping[str, str],
+        rpc_transport: str,
+    ) -> bool:
+        fact = {
+            "kind": "initialize",
+            "connection_id": connection_id,
+            "params": params,
+            "product_client_id": product_client_id,
+            "runtime": runtime,
+            "rpc_transport": rpc_transport,
+        }
+        return self.publish(fact, None, broadcast=True)
+
+    def track_request(self, connection_id: int, request_id: RequestId, request: Mapping[str, Any]) -> bool:
+        """``request`` is ``{"method", "id", "params"}``; only turn/start and turn/steer are published."""
+        if request.get("method") not in RELEVANT_REQUESTS:
+            return False
+        thread = str(request["params"]["threadId"])
+        self.router.remember_client_request(connection_id, request_id, thread)
+        fact = {"kind": "client_request", "connection_id": connection_id, "request_id": request_id, "request": request}
+        return self.publish(fact, self.router.root(thread))
+
+    def track_response(self, connection_id: int, request_id: RequestId, response: Mapping[str, Any]) -> bool:
+        """``response`` is ``{"method", "id", "response"}``; only thread start/resume/fork and turn start/steer."""
+        method = response.get("method")
+        if method not in RELEVANT_RESPONSES:
+            return False
+        if method in ("thread/start", "thread/resume", "thread/fork"):
+            thread = response["response"]["thread"]
+            self.router.set_parent(str(thread["id"]), _parent_of(thread))
+            root: str | None = self.router.root(str(thread["id"]))
+        else:
+            root = self.router.answer_client_request(connection_id, request_id)
+        fact = {
+            "kind": "client_response",
+            "connection_id": connection_id,
+            "request_id": request_id,
+            "response": response,
+        }
+        return self.publish(fact, root)
+
+    def track_error_response(
+        self, connection_id: int, request_id: RequestId, error: Mapping[str, Any], error_type: str | None
+    ) -> bool:
+        root = self.router.answer_client_request(connection_id, request_id)
+        fact = {
+            "kind": "error_response",
+            "connection_id": connection_id,
+            "request_id": request_id,
+            "error": error,
+            "error_type": error_type,
+        }
+        return self.publish(fact, root)
+
+    def track_server_request(self, connection_id: int, request: Mapping[str, Any]) -> bool:
+        params = request.get("params") or {}
+        thread = params.get("threadId")
+        root = self.router.root(str(thread)) if thread is not None else None
+        if request.get("method") in APPROVAL_METHODS and root is not None:
+            self.router.remember_server_request(request["id"], root)
+        fact = {"kind": "server_request", "connection_id": connection_id, "request": request}
+        return self.publish(fact, root)
+
+    def track_server_response(self, completed_at_ms: int, response: Mapping[str, Any]) -> bool:
+        root = self.router.answer_server_request(response["id"])
+        fact = {"kind": "server_response", "completed_at_ms": completed_at_ms, "response": response}
+        return self.publish(fact, root)
+
+    def track_effective_permissions_approval_response(
+        self, completed_at_ms: int, request_id: RequestId, response: Mapping[str, Any]
+    ) -> bool:
+        root = self.router.answer_server_request(request_id)
+        fact = {
+            "kind": "effective_permissions_approval_response",
+            "completed_at_ms": completed_at_ms,
+            "request_id": request_id,
+            "response": response,
+        }
+        return self.publish(fact, root)
+
+    def track_server_request_aborted(self, completed_at_ms: int, request_id: RequestId) -> bool:
+        root = self.router.answer_server_request(request_id)
+        fact = {"kind": "server_request_aborted", "completed_at_ms": completed_at_ms, "request_id": request_id}
+        return self.publish(fact, root)
+
+    def track_notification(self, notification: Mapping[str, Any]) -> bool:
+        if notification.get("method") not in RELEVANT_NOTIFICATIONS:
+            return False
+        thread = notification["params"]["threadId"]
+        return self.publish({"kind": "notification", "notification": notification}, self.router.root(str(thread)))
+
+    def track_subagent_thread_started(self, fact: Mapping[str, Any]) -> bool:
+        """``fact``: the ``subagent_thread_started`` payload (``thread_id``, ``parent_thread_id``, ...)."""
+        thread = str(fact["thread_id"])
+        parent = fact.get("parent_thread_id") or _spawn_parent(fact.get("subagent_source"))
+        self.router.set_parent(thread, parent)
+        return self.publish({"kind": "subagent_thread_started", **fact}, self.router.root(thread))
+
+    def track_custom(self, kind: str, fact: Mapping[str, Any], thread_id: str | None) -> bool:
+        """Any other custom fact (compaction, guardian review, turn config, token usage, hooks, plugins...)."""
+        if kind == "app_used" and not self._first_use(self._app_used, fact, "connector_id"):
+            return False
+        if kind == "plugin_used" and not self._first_use(self._plugin_used, fact, "plugin"):
+            return False
+        root = self.router.root(thread_id) if thread_id is not None else None
+        return self.publish({"kind": kind, **fact}, root)
+
+    def _first_use(self, seen: set[tuple[str, str]], fact: Mapping[str, Any], field: str) -> bool:
+        """codex's per-turn de-duplication: clear-all at 4096 keys; a null connector is never de-duplicated."""
+        turn = str((fact.get("tracking") or {}).get("turn_id", ""))
+        if field == "plugin":
+            plugin_id = (fact.get("plugin") or {}).get("plugin_id") or {}
+            value = f"{plugin_id.get('plugin_name')}@{plugin_id.get('marketplace_name')}"
+        else:
+            connector = (fact.get("app") or {}).get("connector_id")
+            if connector is None:
+                return True
+            value = str(connector)
+        if len(seen) >= DEDUPE_MAX_KEYS:
+            seen.clear()
+        key = (turn, value)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+
+BROADCAST: Final = _BROADCAST
+"""Pass as ``key`` to :meth:`FactPublisher.publish_encoded` to send to every partition."""
+
+
+def _spawn_parent(source: Any) -> str | None:
+    if isinstance(source, Mapping):
+        spawn = source.get("thread_spawn")
+        if isinstance(spawn, Mapping):
+            parent = spawn.get("parent_thread_id")
+            return str(parent) if parent is not None else None
+    return None
+
+
+def _parent_of(thread: Mapping[str, Any]) -> str | None:
+    parent = thread.get("parentThreadId")
+    if parent:
+        return str(parent)
+    source = thread.get("source")
+    if isinstance(source, Mapping):
+        return _spawn_parent(source.get("subAgent"))
+    return None
