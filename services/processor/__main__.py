@@ -42,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(config: ProcessorConfig) -> None:
     registry = CollectorRegistry()
     metrics = ProcessorMetrics(registry)
-    processor = Processor(config, metrics=metrics, crash=CrashPoints.from_env(), client_id=f"reducer-{os.getpid()}")
+    processor = Processor(
+        config,
+        metrics=metrics,
+        crash=CrashPoints.from_env(),
+        client_id=f"reducer-{os.getpid()}",
+        negative_control=os.environ.get("RA_NEGATIVE_CONTROL") or None,
+    )
     server = start_metrics_server(config.metrics_port, registry, ready=processor.ready) if config.metrics_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -37,7 +37,7 @@ from services.metrics import ProcessorMetrics
 from services.processor.faults import CrashPoints
 from services.processor.partition import PartitionWorker, restore_states
 from services.processor.topics import changelog_topic, dead_letter_topic
-from services.processor.transaction import Destinations, commit
+from services.processor.transaction import NEGATIVE_CONTROLS, Destinations, UnsafeHooks, commit
 
 log = structlog.get_logger("processor")
 
@@ -55,7 +55,10 @@ class Processor:
         metrics: ProcessorMetrics,
         crash: CrashPoints | None = None,
         client_id: str = "review-analytics-reducer",
+        negative_control: str | None = None,
     ) -> None:
+        if negative_control is not None and negative_control not in NEGATIVE_CONTROLS:
+            raise ValueError(f"unknown negative control {negative_control!r}; known: {NEGATIVE_CONTROLS}")
         self.config = config
         self.metrics = metrics
         self.crash = crash or CrashPoints(None)
@@ -75,6 +78,8 @@ class Processor:
         self.assigned: set[TopicPartition] = set()
         self.restoring = False
         self.commits = 0
+        self.negative_control = negative_control
+        self._unsafe: UnsafeHooks | None = None
 
     # --- readiness -------------------------------------------------------------------------------
 
@@ -107,6 +112,15 @@ class Processor:
         self._consumer = consumer
         await self._restorer.start()
         await consumer.start()
+        plain_producer: AIOKafkaProducer | None = None
+        if self.negative_control == "rows_outside_txn":
+            plain_producer = AIOKafkaProducer(**kafka.client_kwargs(client_id=f"{self.client_id}-unsafe"), acks="all")
+            await plain_producer.start()
+            self._unsafe = UnsafeHooks(rows_outside_txn=plain_producer)
+        elif self.negative_control == "offsets_outside_txn":
+            self._unsafe = UnsafeHooks(commit_offsets=consumer.commit)
+        if self.negative_control is not None:
+            log.warning("negative_control_active", mode=self.negative_control)
         consumer.subscribe([self.config.facts_topic], listener=_Listener(self._on_revoked, self._on_assigned))
         log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
         try:
@@ -124,6 +138,8 @@ class Processor:
                 self.workers.clear()
             await consumer.stop()
             await self._restorer.stop()
+            if plain_producer is not None:
+                await plain_producer.stop()
             log.info("processor_stopped", commits=self.commits)
 
     # --- processing ------------------------------------------------------------------------------
@@ -139,7 +155,9 @@ class Processor:
             return
         started = time.monotonic()
         try:
-            await commit(worker.producer, out, partition=tp.partition, to=self.to, crash=self.crash)
+            await commit(
+                worker.producer, out, partition=tp.partition, to=self.to, crash=self.crash, unsafe=self._unsafe
+            )
         except _FENCED:
             self.metrics.transactions.labels(outcome="aborted").inc()
             log.warning("partition_fenced", topic=tp.topic, partition=tp.partition)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -45,12 +47,29 @@ class BatchOutput:
 
 
 @dataclass(frozen=True)
+class UnsafeHooks:
+    """Hooks of the negative controls (see :data:`NEGATIVE_CONTROLS`); ``None`` fields are not used."""
+
+    rows_outside_txn: AIOKafkaProducer | None = None
+    commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
 class Destinations:
     group_id: str
     input_topic: str
     events_topic: str
     changelog_topic: str
     dead_letter_topic: str
+
+
+NEGATIVE_CONTROLS: Final = ("offsets_outside_txn", "rows_outside_txn")
+"""Deliberately broken commit variants, for the reliability suite's negative controls only.
+
+``RA_NEGATIVE_CONTROL=offsets_outside_txn`` commits the input offset through the consumer before the
+transaction commits (a crash in between loses rows); ``rows_outside_txn`` produces the rows with a
+plain producer before the transaction (a crash in between duplicates them). Never set in production.
+"""
 
 
 async def commit(
@@ -60,17 +79,23 @@ async def commit(
     partition: int,
     to: Destinations,
     crash: CrashPoints,
+    unsafe: UnsafeHooks | None = None,
 ) -> None:
     """Write ``out`` and the input offset of ``partition`` in one transaction (steps in the module doc)."""
     assert out.next_offset is not None
+    if unsafe is not None and unsafe.rows_outside_txn is not None:
+        futures = [await unsafe.rows_outside_txn.send(to.events_topic, v, key=k, headers=h) for k, v, h in out.rows]
+        await asyncio.gather(*futures)
+        crash.reached("after_rows_sent")
     # Step 1.
     await producer.begin_transaction()
     try:
         pending: list[asyncio.Future[object]] = []
         # Step 2.
-        for key, value, headers in out.rows:
-            pending.append(await producer.send(to.events_topic, value, key=key, headers=headers))
-        crash.reached("after_rows_sent")
+        if unsafe is None or unsafe.rows_outside_txn is None:
+            for key, value, headers in out.rows:
+                pending.append(await producer.send(to.events_topic, value, key=key, headers=headers))
+            crash.reached("after_rows_sent")
         # Step 3.
         for key, state in out.changelog:
             pending.append(await producer.send(to.changelog_topic, state, key=key, partition=partition))
@@ -85,9 +110,11 @@ async def commit(
         # Step 5.
         if pending:
             await asyncio.gather(*pending)
-        await producer.send_offsets_to_transaction(
-            {TopicPartition(to.input_topic, partition): out.next_offset}, to.group_id
-        )
+        offsets = {TopicPartition(to.input_topic, partition): out.next_offset}
+        if unsafe is not None and unsafe.commit_offsets is not None:
+            await unsafe.commit_offsets(offsets)
+        else:
+            await producer.send_offsets_to_transaction(offsets, to.group_id)
         crash.reached("after_offsets_added")
         crash.reached("before_commit")
     except BaseException:
