@@ -219,7 +219,10 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
         ),
     ] = MIB
     max_poll_records: Annotated[
-        int, setting("SENDER_MAX_POLL_RECORDS", "At most this many records per partition fetch.", ge=1)
+        int,
+        setting(
+            "SENDER_MAX_POLL_RECORDS", "At most this many records fetched per poll (all partitions together).", ge=1
+        ),
     ] = 2000
     backoff_base_s: Annotated[
         float,

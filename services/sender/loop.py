@@ -1,0 +1,516 @@
+"""The sender: consume ``events``, POST the rows in batches, dead-letter refused rows, commit after ack.
+
+Delivery is **at least once**: an offset is committed only after every row before it was accepted by
+the endpoint (2xx) or written to the dead-letter topic (acknowledged by Kafka). A crash or a rebalance
+between the POST and the commit makes the next owner send the rows again; each request carries an
+``Idempotency-Key`` derived from its rows' ids so the receiver can drop a repeat.
+
+How the work is arranged (one asyncio task per partition with work, the consumer loop in front):
+
+1. The consumer loop calls ``getmany`` continuously, so the consumer stays in its group however long
+   a delivery takes (aiokafka leaves the group when ``getmany`` is not called for
+   ``max_poll_interval_ms``). A fetched chunk of records goes to a new worker task for its partition,
+   and the partition is **paused** until that worker finishes: at most one worker per partition, rows
+   of a partition strictly in order, partitions in parallel.
+2. A worker turns records into rows (:func:`row_from_record`), groups them with
+   :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
+   (:meth:`Sender._settle`), then commits ``last offset + 1``.
+3. Delivering a batch: POST; a transient failure (5xx, 408, 429, timeout, connection error) is retried
+   **forever** with capped, jittered backoff (honouring ``Retry-After``); 413 splits the batch in halves,
+   recursively; any other refusal of a multi-row batch is retried once, then the batch is bisected so
+   that only the refused rows reach single-row requests; a refused single row is dead-lettered.
+   Records that break the topic contract (no value, no ``row-id`` or ``event-type`` header) are
+   dead-lettered without being sent.
+4. On revocation, the workers of the revoked partitions are cancelled: their uncommitted rows are
+   dropped here and delivered by the partition's next owner from the committed offset.
+5. :meth:`Sender.stop` (SIGTERM): no new batch starts; a request in flight finishes and, if accepted,
+   is committed; a batch waiting to retry is abandoned uncommitted. Then :meth:`Sender.run` returns and
+   the composition root closes the clients.
+
+Unexpected errors (a dead-letter produce that Kafka refuses, a bug) end :meth:`Sender.run` with that
+exception: the process exits and restarts from the committed offsets, which is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from reducer.batching import is_isolated_event_type, request_body, split_batches
+from services.config import SenderConfig
+from services.errors import (
+    ConfigError,
+    DeliveryError,
+    PayloadTooLarge,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from services.metrics import SenderMetrics
+from services.sender.client import EndpointClient, RetryPolicy, idempotency_key
+
+__all__ = [
+    "DLQ_DETAIL",
+    "DLQ_REASON",
+    "DLQ_RESPONSE_EXCERPT",
+    "DLQ_SOURCE_OFFSET",
+    "DLQ_SOURCE_PARTITION",
+    "DLQ_SOURCE_TOPIC",
+    "DLQ_STATUS",
+    "EVENT_TYPE_HEADER",
+    "ROW_ID_HEADER",
+    "OutboundRow",
+    "Sender",
+    "create_consumer",
+    "create_producer",
+    "row_from_record",
+]
+
+_log = structlog.get_logger("services.sender")
+
+# Headers of records on the events topic (written by the reducer service).
+ROW_ID_HEADER: Final = "row-id"
+EVENT_TYPE_HEADER: Final = "event-type"
+
+# Headers the sender adds to dead-lettered rows (next to the row's own row-id and event-type).
+DLQ_REASON: Final = "reason"  # rejected | payload_too_large | malformed_record
+DLQ_STATUS: Final = "status"  # HTTP status of the refusal
+DLQ_RESPONSE_EXCERPT: Final = "response-excerpt"  # start of the response body, at most 1 KiB
+DLQ_DETAIL: Final = "detail"  # what is wrong with a malformed record
+DLQ_SOURCE_TOPIC: Final = "source-topic"
+DLQ_SOURCE_PARTITION: Final = "source-partition"
+DLQ_SOURCE_OFFSET: Final = "source-offset"
+
+_CLIENT_ID: Final = "review-analytics-sender"
+_POLL_TIMEOUT_S: Final = 0.2
+_REVOKE_WAIT_S: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    """One record of the events topic, as the sender needs it.
+
+    Attributes:
+        offset: Offset in the source partition.
+        key: The record key (the thread id, UTF-8), kept for the dead-letter record.
+        value: The row's JSON, exactly as it goes into the request body.
+        row_id: Deterministic unique id of the row (``row-id`` header).
+        event_type: The row's event type (``event-type`` header); decides isolation.
+        defect: Why the record breaks the topic contract and cannot be sent, or ``None``.
+    """
+
+    offset: int
+    key: bytes | None
+    value: bytes
+    row_id: str
+    event_type: str
+    defect: str | None = None
+
+    @property
+    def thread_id(self) -> str | None:
+        """The record key as text, for logs."""
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            try:
+                return value.decode("utf-8")
+            except (UnicodeDecodeError, AttributeError):
+                return None
+    return None
+
+
+def row_from_record(record: Any) -> OutboundRow:
+    """Read an aiokafka ``ConsumerRecord`` into an :class:`OutboundRow`, flagging contract breaches."""
+    headers = tuple(record.headers or ())
+    row_id = _header(headers, ROW_ID_HEADER)
+    event_type = _header(headers, EVENT_TYPE_HEADER)
+    value = record.value
+    problems = []
+    if not value:
+        problems.append("the record has no value")
+    if not row_id:
+        problems.append(f"header {ROW_ID_HEADER!r} is missing or not UTF-8")
+    if not event_type:
+        problems.append(f"header {EVENT_TYPE_HEADER!r} is missing or not UTF-8")
+    return OutboundRow(
+        offset=record.offset,
+        key=record.key,
+        value=value or b"",
+        row_id=row_id or "",
+        event_type=event_type or "",
+        defect="; ".join(problems) or None,
+    )
+
+
+def _travels_alone(row: OutboundRow) -> bool:
+    return row.defect is not None or is_isolated_event_type(row.event_type)
+
+
+def _size(row: OutboundRow) -> int:
+    return len(row.value)
+
+
+def create_consumer(config: SenderConfig) -> AIOKafkaConsumer:
+    """The sender's consumer: ``read_committed`` (only rows of committed reducer transactions), manual
+    commits, and ``earliest`` for a new group, so a fresh deployment delivers the topic from its start."""
+    return AIOKafkaConsumer(
+        **config.kafka.client_kwargs(client_id=_CLIENT_ID),
+        group_id=config.group_id,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=config.max_poll_records,
+    )
+
+
+def create_producer(config: SenderConfig) -> AIOKafkaProducer:
+    """The dead-letter producer: idempotent, ``acks=all``; each send is awaited before the next commit."""
+    return AIOKafkaProducer(
+        **config.kafka.client_kwargs(client_id=_CLIENT_ID),
+        acks="all",
+        enable_idempotence=True,
+    )
+
+
+class _Abandoned(Exception):
+    """A batch was left undelivered because the sender is stopping (it stays uncommitted)."""
+
+
+class _PartitionLost(Exception):
+    """The partition was taken away while its worker was busy; the next owner will resume it."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._sender._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._sender._on_assigned(assigned)
+
+
+class Sender:
+    """Drains the events topic to the endpoint (see the module docstring for the protocol).
+
+    The Kafka clients and the endpoint client are passed in, not created here: the composition root
+    (``services.sender.__main__``) or a test starts them before :meth:`run` and closes them after.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        client: EndpointClient,
+        config: SenderConfig,
+        metrics: SenderMetrics,
+        retry_policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._client = client
+        self._config = config
+        self._metrics = metrics
+        self._retry = retry_policy or RetryPolicy(
+            base_s=config.backoff_base_s, cap_s=config.backoff_cap_s, retry_after_cap_s=config.retry_after_cap_s
+        )
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self._running = False
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        """Readiness: consuming and not stopping. Cheap and thread-safe (read by ``/readyz``)."""
+        return self._running and not self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish the requests in flight, commit them and return. Idempotent."""
+        if not self._stopping.is_set():
+            _log.info("sender_stopping", workers=len(self._workers))
+            self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume and deliver until :meth:`stop`; the consumer and producer must be started.
+
+        Raises:
+            ConfigError: the dead-letter topic does not exist.
+            Exception: whatever made a worker fail unexpectedly (after the others finished).
+        """
+        await self._check_dead_letter_topic()
+        self._consumer.subscribe([self._config.events_topic], listener=_Rebalance(self))
+        self._running = True
+        _log.info("sender_started", topic=self._config.events_topic, group=self._config.group_id)
+        try:
+            while not self._stopping.is_set():
+                if self._failure is not None:
+                    raise self._failure
+                fetched = await self._consumer.getmany(timeout_ms=int(_POLL_TIMEOUT_S * 1000))
+                for tp, records in fetched.items():
+                    if records:
+                        self._start_worker(tp, records)
+        finally:
+            self._stopping.set()
+            await self._wait_for_workers()
+            self._running = False
+            _log.info("sender_stopped")
+        if self._failure is not None:
+            raise self._failure
+
+    async def _check_dead_letter_topic(self) -> None:
+        try:
+            await self._producer.partitions_for(self._config.dlq_topic)
+        except KafkaError as exc:
+            raise ConfigError(
+                f"dead-letter topic {self._config.dlq_topic!r} is not available ({type(exc).__name__}): create it "
+                "or set SENDER_DLQ_TOPIC to an existing topic"
+            ) from exc
+
+    # -- partition workers -------------------------------------------------------------------------------
+
+    def _start_worker(self, tp: TopicPartition, records: list[Any]) -> None:
+        if tp in self._workers:  # impossible while the partition is paused; fail loudly if it ever happens
+            raise RuntimeError(f"records for {tp} arrived while its previous chunk was still being delivered")
+        self._consumer.pause(tp)
+        task = asyncio.create_task(self._work(tp, records), name=f"sender-{tp.topic}-{tp.partition}")
+        self._workers[tp] = task
+        task.add_done_callback(lambda done: self._on_worker_done(tp, done))
+
+    def _on_worker_done(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
+        if self._workers.get(tp) is not task:
+            return  # revoked: the rebalance listener already forgot it
+        del self._workers[tp]
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = self._failure or task.exception()
+            return
+        if tp in self._consumer.assignment():
+            self._consumer.resume(tp)
+
+    async def _wait_for_workers(self) -> None:
+        pending = list(self._workers.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _work(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Deliver one fetched chunk of a partition, batch by batch, committing after each batch."""
+        structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
+        rows = [row_from_record(record) for record in records]
+        batches = split_batches(
+            rows, _travels_alone, self._config.max_batch_rows, self._config.max_batch_bytes, size_of=_size
+        )
+        for index, batch in enumerate(batches):
+            if self._stopping.is_set():
+                _log.info("chunk_left_for_restart", batches_left=len(batches) - index, from_offset=batch[0].offset)
+                return
+            try:
+                await self._settle(tp, batch, may_retry_refusal=True)
+                await self._commit(tp, batch[-1].offset + 1)
+            except _Abandoned:
+                _log.info("batch_abandoned_on_stop", first_offset=batch[0].offset, rows=len(batch))
+                return
+            except _PartitionLost:
+                return
+
+    # -- delivering one batch ----------------------------------------------------------------------------
+
+    async def _settle(self, tp: TopicPartition, rows: list[OutboundRow], *, may_retry_refusal: bool) -> None:
+        """Return once every row of ``rows`` was accepted by the endpoint or dead-lettered, in order.
+
+        ``may_retry_refusal``: a refused multi-row batch is sent once more before being bisected (true for
+        batches as :func:`split_batches` made them, false for the halves of a bisection).
+        """
+        if rows[0].defect is not None:  # travels alone (see _travels_alone)
+            await self._dead_letter(tp, rows[0], reason="malformed_record", detail=rows[0].defect)
+            return
+        try:
+            await self._post_until_answered(rows)
+            return
+        except PermanentDeliveryError as refusal:
+            if len(rows) == 1:
+                await self._dead_letter(
+                    tp, rows[0], reason=refusal.reason, status=refusal.status, excerpt=refusal.excerpt
+                )
+                return
+            if may_retry_refusal and not isinstance(refusal, PayloadTooLarge):
+                await self._settle(tp, rows, may_retry_refusal=False)
+                return
+        middle = len(rows) // 2
+        await self._settle(tp, rows[:middle], may_retry_refusal=False)
+        await self._settle(tp, rows[middle:], may_retry_refusal=False)
+
+    async def _post_until_answered(self, rows: list[OutboundRow]) -> None:
+        """POST ``rows`` until the endpoint accepts or refuses them; transient failures are retried forever.
+
+        Raises:
+            PermanentDeliveryError: the endpoint refused the batch.
+            _Abandoned: the sender is stopping while waiting to retry.
+        """
+        body = request_body([row.value for row in rows])
+        key = idempotency_key(row.row_id for row in rows)
+        context = {
+            "rows": len(rows),
+            "bytes": len(body),
+            "first_offset": rows[0].offset,
+            "last_offset": rows[-1].offset,
+            "idempotency_key": key,
+        }
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                status = await self._client.post_batch(body, key)
+            except DeliveryError as error:
+                latency = time.monotonic() - started
+                self._observe_request(len(rows), len(body), latency, _status_class(error.status, error.reason))
+                if not isinstance(error, TransientDeliveryError):
+                    _log.warning(
+                        "batch_sent",
+                        **context,
+                        status=error.status,
+                        attempt=attempt,
+                        latency_ms=round(latency * 1000, 1),
+                        outcome="refused",
+                        error=str(error),
+                    )
+                    raise
+                delay = self._retry.next_delay(attempt, error.retry_after, self._rng)
+                self._metrics.retries.labels(error.reason).inc()
+                _log.warning(
+                    "batch_sent",
+                    **context,
+                    status=error.status,
+                    attempt=attempt,
+                    latency_ms=round(latency * 1000, 1),
+                    outcome="retrying",
+                    retry_in_s=round(delay, 3),
+                    reason=error.reason,
+                    error=str(error),
+                )
+                await self._sleep_unless_stopping(delay)
+                continue
+            latency = time.monotonic() - started
+            self._observe_request(len(rows), len(body), latency, _status_class(status, ""))
+            self._metrics.rows_delivered.inc(len(rows))
+            _log.info(
+                "batch_sent",
+                **context,
+                status=status,
+                attempt=attempt,
+                latency_ms=round(latency * 1000, 1),
+                outcome="accepted",
+            )
+            return
+
+    def _observe_request(self, rows: int, size: int, latency: float, status_class: str) -> None:
+        self._metrics.requests.labels(status_class).inc()
+        self._metrics.request_latency.observe(latency)
+        self._metrics.batch_rows.observe(rows)
+        self._metrics.batch_bytes.observe(size)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        if self._stopping.is_set():
+            raise _Abandoned
+
+    async def _dead_letter(
+        self,
+        tp: TopicPartition,
+        row: OutboundRow,
+        *,
+        reason: str,
+        status: int | None = None,
+        excerpt: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Write ``row`` to the dead-letter topic and wait for Kafka's acknowledgement."""
+        headers: list[tuple[str, bytes]] = [(DLQ_REASON, reason.encode())]
+        if status is not None:
+            headers.append((DLQ_STATUS, str(status).encode()))
+        if excerpt is not None:
+            headers.append((DLQ_RESPONSE_EXCERPT, excerpt.encode()))
+        if detail is not None:
+            headers.append((DLQ_DETAIL, detail.encode()))
+        headers += [
+            (DLQ_SOURCE_TOPIC, tp.topic.encode()),
+            (DLQ_SOURCE_PARTITION, str(tp.partition).encode()),
+            (DLQ_SOURCE_OFFSET, str(row.offset).encode()),
+        ]
+        if row.row_id:
+            headers.append((ROW_ID_HEADER, row.row_id.encode()))
+        if row.event_type:
+            headers.append((EVENT_TYPE_HEADER, row.event_type.encode()))
+        await self._producer.send_and_wait(self._config.dlq_topic, value=row.value, key=row.key, headers=headers)
+        self._metrics.rows_dead_lettered.labels(reason).inc()
+        _log.warning(
+            "row_dead_lettered",
+            reason=reason,
+            status=status,
+            offset=row.offset,
+            row_id=row.row_id,
+            event_type=row.event_type,
+            thread_id=row.thread_id,
+            detail=detail or excerpt,
+        )
+
+    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+        try:
+            await self._consumer.commit({tp: next_offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            _log.warning("commit_refused_partition_moved", next_offset=next_offset, error=str(exc))
+            raise _PartitionLost from exc
+        self._metrics.commits.inc()
+        stable_end = self._consumer.last_stable_offset(tp)
+        if stable_end is not None and stable_end >= 0:
+            self._metrics.consumer_lag.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
+                max(0, stable_end - next_offset)
+            )
+
+    # -- rebalancing (called by aiokafka's coordinator task) ---------------------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Drop the uncommitted work of revoked partitions: their next owner starts from the committed offset."""
+        cancelled = []
+        for tp in revoked:
+            task = self._workers.pop(tp, None)
+            if task is not None:
+                task.cancel()
+                cancelled.append(task)
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(self._config.group_id, tp.topic, str(tp.partition))
+        if cancelled:
+            _, still_running = await asyncio.wait(cancelled, timeout=_REVOKE_WAIT_S)
+            if still_running:
+                _log.error("revoked_workers_did_not_stop", count=len(still_running))
+        _log.info(
+            "partitions_revoked",
+            partitions=sorted(tp.partition for tp in revoked),
+            in_flight_dropped=len(cancelled),
+        )
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        _log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+def _status_class(status: int | None, reason: str) -> str:
+    """``2xx`` ... ``5xx`` for answered requests; ``timeout`` or ``connection_error`` otherwise."""
+    if status is None:
+        return reason
+    return f"{status // 100}xx"
