@@ -182,7 +182,9 @@ class MetricsServer:
 
     def __init__(self, server: ThreadingHTTPServer) -> None:
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="metrics-http", daemon=True
+        )
         self._thread.start()
 
     @property

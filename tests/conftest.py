@@ -8,4 +8,5 @@ stays a table of contents. Add a module to ``pytest_plugins`` to share its fixtu
 
 pytest_plugins = [
     "tests.support.kafka",
+    "tests.support.endpoint",
 ]
