@@ -324,6 +324,10 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
             ge=0,
         ),
     ] = 24 * 3600 * 1000
+    lag_interval_s: Annotated[
+        float,
+        setting("PROCESSOR_LAG_INTERVAL_S", "Seconds between two exports of the group's consumer lag.", gt=0),
+    ] = 15.0
     metrics_port: Annotated[
         int,
         setting("PROCESSOR_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535),

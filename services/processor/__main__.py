@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from services.config import ProcessorConfig, add_config_arguments, config_summary, load_config
 from services.errors import ConfigError
+from services.lag_monitor import start_lag_monitor
 from services.logging import configure_logging
 from services.metrics import ProcessorMetrics, start_metrics_server
 from services.processor.faults import CrashPoints
@@ -54,9 +56,15 @@ async def serve(config: ProcessorConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    lag_monitor = start_lag_monitor(
+        config.kafka, {config.group_id: [config.facts_topic]}, metrics.consumer_lag, config.lag_interval_s
+    )
     try:
         await processor.run(stop)
     finally:
+        lag_monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag_monitor
         if server is not None:
             server.close()
 
