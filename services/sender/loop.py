@@ -72,6 +72,7 @@ __all__ = [
     "create_consumer",
     "create_producer",
     "row_from_record",
+    "travels_alone",
 ]
 
 _log = structlog.get_logger("services.sender")
@@ -153,7 +154,9 @@ def row_from_record(record: Any) -> OutboundRow:
     )
 
 
-def _travels_alone(row: OutboundRow) -> bool:
+def travels_alone(row: OutboundRow) -> bool:
+    """Rows sent in a request of their own: accepted-line fingerprints (as codex does) and malformed records
+    (which are dead-lettered, never sent)."""
     return row.defect is not None or is_isolated_event_type(row.event_type)
 
 
@@ -312,7 +315,7 @@ class Sender:
         structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
         rows = [row_from_record(record) for record in records]
         batches = split_batches(
-            rows, _travels_alone, self._config.max_batch_rows, self._config.max_batch_bytes, size_of=_size
+            rows, travels_alone, self._config.max_batch_rows, self._config.max_batch_bytes, size_of=_size
         )
         for index, batch in enumerate(batches):
             if self._stopping.is_set():
@@ -335,7 +338,7 @@ class Sender:
         ``may_retry_refusal``: a refused multi-row batch is sent once more before being bisected (true for
         batches as :func:`split_batches` made them, false for the halves of a bisection).
         """
-        if rows[0].defect is not None:  # travels alone (see _travels_alone)
+        if rows[0].defect is not None:  # travels alone (see travels_alone)
             await self._dead_letter(tp, rows[0], reason="malformed_record", detail=rows[0].defect)
             return
         try:
