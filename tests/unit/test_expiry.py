@@ -8,6 +8,7 @@ from reducer import enforce_caps, expire
 from reducer.expiry import FamilyCaps
 from schemas.state import FamilyState, PartitionState, PendingReview, ThreadState
 from tests.support.builders import (
+    envelope,
     review_prerequisites,
     run,
     sample_command_approval_request,
@@ -85,6 +86,25 @@ def test_answer_after_expiry_counts_as_an_unknown_request() -> None:
 
     assert rows == []
     assert state.drops["unknown_request_id"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reducer.core gap: stateless facts (hook/skill/app/plugin, ignored notifications and requests) do not "
+    "refresh the family's last_seen_ms, so an active family can expire",
+)
+def test_any_fact_of_a_family_refreshes_its_idle_time() -> None:
+    hook = envelope(
+        {
+            "kind": "hook_run",
+            "tracking": {"model_slug": "gpt-5", "thread_id": "thread-1", "turn_id": "turn-1"},
+            "hook": {"event_name": "Stop", "hook_source": "user", "status": "completed"},
+        },
+        observed_at_ms=60_000,
+    )
+    state, _ = run([*review_prerequisites(), sample_command_approval_request(41), hook])
+
+    assert expire(state, idle_ttl_ms=30_000) == []
 
 
 def test_negative_ttl_is_refused() -> None:
