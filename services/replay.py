@@ -104,7 +104,7 @@ def replay(
 
     for number, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
-        if not raw.strip():
+        if not raw or raw.isspace():
             continue
         try:
             envelope = decode_fact(raw)

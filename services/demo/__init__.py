@@ -1,1 +1,6 @@
-"""Demo tooling: a seeded fact-stream generator and a bundled sample (``sample_facts.jsonl``)."""
+"""Demo tooling, reused by the benchmark and the reliability tests.
+
+* ``generator``: a seeded, realistic fact stream (``Workload``) and the bundled ``sample_facts.jsonl``.
+* ``endpoint``: a recording loopback stand-in for the analytics endpoint.
+* ``__main__``: ``python -m services.demo``, the whole pipeline end to end on this machine.
+"""
