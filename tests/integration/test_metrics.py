@@ -1,0 +1,241 @@
+"""``/metrics`` of a running reducer and sender, scraped over real HTTP after a small run on the real broker.
+
+Both services run in-process, built the way their composition roots build them, but with a registry the
+test keeps and the metrics server on port 0. Values are checked exactly against what was published and
+what the offline reducer produces for the same facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.codec import encode_fact
+from services.config import KafkaSettings, SenderConfig
+from services.demo.endpoint import RecordingEndpoint
+from services.lag_monitor import start_lag_monitor
+from services.metrics import MetricsServer, ProcessorMetrics, SenderMetrics, start_metrics_server
+from services.processor.service import Processor
+from services.sender.client import EndpointClient
+from services.sender.loop import Sender, create_consumer, create_producer
+from tests.support.builders import (
+    completed_command_item,
+    sample_command_approval_request,
+    sample_initialize,
+    sample_server_response,
+    sample_thread_response,
+)
+from tests.support.kafka import read_topic, wait_until
+from tests.support.pipeline import Topics, expected_rows_by_family, make_topics, publish
+
+pytestmark = pytest.mark.kafka
+
+LAG_INTERVAL_S = 0.2
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
+    envelopes = [
+        sample_thread_response(thread, request_id=request_id),
+        sample_command_approval_request(request_id, thread_id=thread),
+        sample_server_response(request_id, "accept", thread_id=thread),
+        *completed_command_item(thread),
+    ]
+    return [(env.thread_id, encode_fact(env)) for env in envelopes]
+
+
+def fact_stream() -> list[tuple[str | None, bytes]]:
+    facts: list[tuple[str | None, bytes]] = [(None, encode_fact(sample_initialize()))]
+    for index in range(10):
+        facts.extend(family_facts(f"thread-m{index}", 700 + index))
+    facts.append(("thread-poison", b"\x00 not a fact"))
+    return facts
+
+
+async def scrape(server: MetricsServer) -> Samples:
+    """Every sample of ``/metrics``, keyed by (sample name, sorted labels)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/metrics")
+    assert response.status_code == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
+    return {dict(labels)[label]: value for (sample, labels), value in samples.items() if sample == name}
+
+
+async def probe(server: MetricsServer, path: str) -> int:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(f"http://127.0.0.1:{server.port}{path}")).status_code
+
+
+@dataclass
+class Running:
+    server: MetricsServer
+    registry: CollectorRegistry
+
+
+@contextlib.asynccontextmanager
+async def running_processor_with_metrics(topics: Topics, bootstrap: str) -> AsyncIterator[Running]:
+    """Like ``services.processor.__main__.serve``: processor, lag monitor and metrics server on port 0."""
+    config = topics.processor_config(bootstrap)
+    registry = CollectorRegistry()
+    metrics = ProcessorMetrics(registry)
+    processor = Processor(config, metrics=metrics, client_id="reducer-metrics-test")
+    server = start_metrics_server(0, registry, ready=processor.ready, host="127.0.0.1")
+    monitor = start_lag_monitor(
+        config.kafka, {config.group_id: [config.facts_topic]}, metrics.consumer_lag, LAG_INTERVAL_S
+    )
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(processor.run(stop))
+    try:
+        yield Running(server, registry)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
+        server.close()
+
+
+@contextlib.asynccontextmanager
+async def running_sender_with_metrics(config: SenderConfig) -> AsyncIterator[Running]:
+    """Like ``services.sender.__main__.serve``, plus the lag monitor, with the metrics server on port 0."""
+    registry = CollectorRegistry()
+    metrics = SenderMetrics(registry)
+    consumer, producer = create_consumer(config), create_producer(config)
+    async with httpx.AsyncClient(timeout=config.request_timeout_s) as http:
+        client = EndpointClient(
+            http, base_url=config.endpoint_url, auth_token=config.auth_token, timeout_s=config.request_timeout_s
+        )
+        sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)
+        await producer.start()
+        await consumer.start()
+        server = start_metrics_server(0, registry, ready=sender.is_ready, host="127.0.0.1")
+        monitor = start_lag_monitor(
+            config.kafka, {config.group_id: [config.events_topic]}, metrics.consumer_lag, LAG_INTERVAL_S
+        )
+        task = asyncio.get_running_loop().create_task(sender.run())
+        try:
+            yield Running(server, registry)
+        finally:
+            sender.stop()
+            await asyncio.wait_for(task, timeout=60)
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+            server.close()
+            await consumer.stop()
+            await producer.stop()
+
+
+def expected_event_types(facts: list[tuple[str | None, bytes]]) -> Counter[str]:
+    rows = [row for family in expected_rows_by_family(facts).values() for row in family]
+    return Counter(json.loads(row)["event_type"] for row in rows)
+
+
+async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_zero(kafka_bootstrap: str) -> None:
+    topics = await make_topics(kafka_bootstrap, "metrics-reducer", partitions=2)
+    facts = fact_stream()
+    await publish(kafka_bootstrap, topics.facts, facts)
+    on_topic = len(await read_topic(kafka_bootstrap, topics.facts))  # Initialize went to both partitions
+    expected = expected_event_types(facts)
+    assert on_topic == len(facts) + 1 and sum(expected.values()) > 0
+
+    async with running_processor_with_metrics(topics, kafka_bootstrap) as running:
+        p = "review_analytics_processor"
+        lag_name = "review_analytics_consumer_lag_records"
+
+        async def consumed_all_and_lag_zero() -> bool:
+            samples = await scrape(running.server)
+            lag = by_label(samples, lag_name, "partition")
+            return samples.get((f"{p}_facts_consumed_total", ()), 0) >= on_topic and lag == {"0": 0.0, "1": 0.0}
+
+        await wait_until(consumed_all_and_lag_zero, timeout=60, interval=0.2, message="all facts consumed, lag 0")
+        await asyncio.sleep(3 * LAG_INTERVAL_S)  # a few more rounds: nothing may change any more
+        samples = await scrape(running.server)
+        assert await probe(running.server, "/healthz") == 200
+        assert await probe(running.server, "/readyz") == 200
+
+    assert samples[(f"{p}_facts_consumed_total", ())] == on_topic
+    assert by_label(samples, f"{p}_events_produced_total", "event_type") == dict(expected)
+    assert by_label(samples, f"{p}_facts_dead_lettered_total", "reason") == {"undecodable": 1.0}
+    transactions = by_label(samples, f"{p}_transactions_total", "outcome")
+    assert transactions.get("committed", 0) > 0
+    assert transactions.get("aborted", 0) == 0
+    assert by_label(samples, f"{p}_rebalances_total", "kind").get("assigned", 0) >= 1
+    lag = {
+        (dict(labels)["group"], dict(labels)["topic"], dict(labels)["partition"]): value
+        for (name, labels), value in samples.items()
+        if name == lag_name
+    }
+    assert lag == {(topics.group, topics.facts, "0"): 0.0, (topics.group, topics.facts, "1"): 0.0}
+    families = by_label(
+        {key: value for key, value in samples.items() if ("kind", "families") in key[1]},
+        f"{p}_state_entries",
+        "partition",
+    )
+    assert set(families) == {"0", "1"}
+
+
+async def test_sender_metrics_count_the_rows_the_endpoint_accepted(
+    kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
+) -> None:
+    topics = await make_topics(kafka_bootstrap, "metrics-sender", partitions=2)
+    facts = fact_stream()
+    await publish(kafka_bootstrap, topics.facts, facts)
+    expected = expected_event_types(facts)
+    total = sum(expected.values())
+    async with running_processor_with_metrics(topics, kafka_bootstrap):
+
+        async def all_rows_committed() -> bool:
+            return len(await read_topic(kafka_bootstrap, topics.events)) >= total
+
+        await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
+
+    config = SenderConfig(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
+        events_topic=topics.events,
+        dlq_topic=f"{topics.events}.dlq",
+        group_id=f"{topics.group}-sender",
+        endpoint_url=recording_endpoint.url,
+        metrics_port=0,
+    )
+    async with running_sender_with_metrics(config) as running:
+        s = "review_analytics_sender"
+
+        async def delivered_everything() -> bool:
+            samples = await scrape(running.server)
+            return samples.get((f"{s}_rows_delivered_total", ()), 0) >= total
+
+        await wait_until(delivered_everything, timeout=60, interval=0.2, message=f"{total} rows delivered")
+        await asyncio.sleep(3 * LAG_INTERVAL_S)
+        samples = await scrape(running.server)
+        assert await probe(running.server, "/readyz") == 200
+
+    requests = recording_endpoint.requests
+    assert samples[(f"{s}_rows_delivered_total", ())] == total
+    assert recording_endpoint.event_type_counts() == dict(expected)
+    assert by_label(samples, f"{s}_requests_total", "status_class") == {"2xx": len(requests)}
+    assert samples[(f"{s}_batch_rows_count", ())] == len(requests)
+    assert samples[(f"{s}_batch_rows_sum", ())] == total
+    assert samples[(f"{s}_request_duration_seconds_count", ())] == len(requests)
+    assert by_label(samples, f"{s}_rows_dead_lettered_total", "reason") == {}
+    # events is written in transactions: a caught-up group is at most one commit marker behind per partition.
+    lag = by_label(samples, "review_analytics_consumer_lag_records", "partition")
+    assert set(lag) == {"0", "1"}
+    assert all(0 <= value <= 1 for value in lag.values())
