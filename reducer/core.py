@@ -91,8 +91,12 @@ def _now_s(envelope: FactEnvelope) -> int:
 def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionState, list[Row]]:
     """Apply one fact; return the (same, updated) state and the rows it completes, in order."""
     rows: list[Row] = []
-    if envelope.observed_at_ms > state.watermark_ms:
-        state.watermark_ms = envelope.observed_at_ms
+    observed = envelope.observed_at_ms
+    if observed > state.watermark_ms:
+        state.watermark_ms = observed
+    family = state.families.get(family_key(envelope))
+    if family is not None and observed > family.last_seen_ms:
+        family.last_seen_ms = observed  # any fact of a family keeps it alive, even one that changes nothing
     fact = envelope.fact
     producer = envelope.producer
     match fact:

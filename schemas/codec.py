@@ -70,6 +70,8 @@ def decode_fact(raw: bytes | memoryview) -> FactEnvelope:
         envelope = _fact_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise _explain(raw, exc) from None
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a JSON string
+        raise UndecodableFact(f"invalid UTF-8: {exc}") from None
     if envelope.v != SCHEMA_VERSION:
         raise UnsupportedSchemaVersion(f"envelope version {envelope.v} (this reducer reads {SCHEMA_VERSION})")
     return envelope

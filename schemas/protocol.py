@@ -337,6 +337,10 @@ class CommandDecisionObject(_Camel):
     accept_with_execpolicy_amendment: ExecpolicyAmendment | None = None
     apply_network_policy_amendment: NetworkPolicyAmendmentDecision | None = None
 
+    def __post_init__(self) -> None:
+        if (self.accept_with_execpolicy_amendment is None) == (self.apply_network_policy_amendment is None):
+            raise ValueError("a decision object names exactly one of the two variants")
+
 
 CommandDecision = Literal["accept", "acceptForSession", "decline", "cancel"] | CommandDecisionObject
 FileChangeDecision = Literal["accept", "acceptForSession", "decline", "cancel"]

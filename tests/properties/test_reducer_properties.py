@@ -23,17 +23,13 @@ from schemas.codec import decode_fact, encode_row
 from schemas.facts import (
     AppMentioned,
     AppUsed,
-    ClientRequestFact,
-    ClientResponseFact,
     FactEnvelope,
     HookRun,
     Initialize,
-    NotificationFact,
     PluginStateChanged,
     PluginUsed,
     SkillInvoked,
 )
-from schemas.protocol import GuardianReviewStarted, ThreadArchiveResult, TurnStartRequest, TurnSteerRequest
 from schemas.state import PartitionState
 from services.demo.generator import Workload
 from tests.support import builders as b
@@ -158,22 +154,8 @@ STATELESS_FACTS = (SkillInvoked, AppMentioned, AppUsed, HookRun, PluginUsed, Plu
 
 
 def refreshes_idle_time(fact: FactEnvelope) -> bool:
-    """Facts the reducer counts as family activity today.
-
-    Known gap (``tests/unit/test_expiry.py``, strict xfail): stateless custom facts, the ignored
-    ``item/autoApprovalReview/started`` notification and ignored client requests/responses do not
-    refresh ``last_seen_ms``. Drop this filter when ``reducer.core`` refreshes it for every fact.
-    """
-    inner = fact.fact
-    if is_broadcast(fact) or isinstance(inner, STATELESS_FACTS):
-        return False
-    if isinstance(inner, NotificationFact):
-        return not isinstance(inner.notification, GuardianReviewStarted)
-    if isinstance(inner, ClientRequestFact):
-        return isinstance(inner.request, TurnStartRequest | TurnSteerRequest)
-    if isinstance(inner, ClientResponseFact):
-        return not isinstance(inner.response, ThreadArchiveResult)
-    return True
+    """Every fact of a family counts as activity; broadcasts (Initialize) belong to no family."""
+    return not is_broadcast(fact)
 
 
 # --- determinism ----------------------------------------------------------------------------------

@@ -107,12 +107,6 @@ def test_a_fact_of_exactly_the_limit_is_decoded() -> None:
     assert decode_fact(raw).producer == "p"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="codec gap: msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 inside a JSON string, "
-    "and decode_fact does not map it to UndecodableFact",
-)
 def test_invalid_utf8_inside_a_json_string_is_undecodable() -> None:
     with pytest.raises(UndecodableFact):
         decode_fact(b'{"v":1,"producer":"\x80pp","thread_id":null,"fact":{}}')
@@ -162,15 +156,11 @@ def test_envelope_without_the_optional_observed_time_still_decodes() -> None:
 # --- fuzzing --------------------------------------------------------------------------------------
 
 
-KNOWN_CODEC_GAPS: tuple[type[Exception], ...] = (UnicodeDecodeError,)
-"""Exceptions ``decode_fact`` still lets escape; each is pinned by a strict-xfail test below. Empty it when fixed."""
 
 
 def _decodes_or_refuses(raw: bytes) -> None:
     try:
         envelope = decode_fact(raw)
-    except KNOWN_CODEC_GAPS:
-        return
     except FactDecodeError as exc:
         assert exc.reason in {"undecodable", "unsupported_version", "invalid", "oversized"}
     else:
@@ -253,3 +243,12 @@ def test_byte_damaged_valid_facts_only_ever_raise_fact_decode_errors(
             damaged[position % len(damaged)] = byte
 
     _decodes_or_refuses(bytes(damaged))
+
+
+def test_command_decision_object_naming_no_variant_is_invalid() -> None:
+    raw = (
+        b'{"v":1,"producer":"p","thread_id":"t","fact":{"kind":"server_response","completed_at_ms":1,'
+        b'"response":{"method":"item/commandExecution/requestApproval","id":1,"response":{"decision":{}}}}}'
+    )
+    with pytest.raises(InvalidFact, match="exactly one"):
+        decode_fact(raw)

@@ -88,11 +88,6 @@ def test_answer_after_expiry_counts_as_an_unknown_request() -> None:
     assert state.drops["unknown_request_id"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reducer.core gap: stateless facts (hook/skill/app/plugin, ignored notifications and requests) do not "
-    "refresh the family's last_seen_ms, so an active family can expire",
-)
 def test_any_fact_of_a_family_refreshes_its_idle_time() -> None:
     hook = envelope(
         {
