@@ -253,10 +253,10 @@ class Sender:
         """Consume and deliver until :meth:`stop`; the consumer and producer must be started.
 
         Raises:
-            ConfigError: the dead-letter topic does not exist.
+            ConfigError: the events or dead-letter topic does not exist.
             Exception: whatever made a worker fail unexpectedly (after the others finished).
         """
-        await self._check_dead_letter_topic()
+        await self._check_topics()
         self._consumer.subscribe([self._config.events_topic], listener=_Rebalance(self))
         self._running = True
         _log.info("sender_started", topic=self._config.events_topic, group=self._config.group_id)
@@ -276,14 +276,23 @@ class Sender:
         if self._failure is not None:
             raise self._failure
 
-    async def _check_dead_letter_topic(self) -> None:
+    async def _check_topics(self) -> None:
+        """Fail fast, with what to do, if a topic is missing (the brokers may not auto-create topics)."""
         try:
-            await self._producer.partitions_for(self._config.dlq_topic)
+            existing = await self._consumer.topics()
         except KafkaError as exc:
             raise ConfigError(
-                f"dead-letter topic {self._config.dlq_topic!r} is not available ({type(exc).__name__}): create it "
-                "or set SENDER_DLQ_TOPIC to an existing topic"
+                f"cannot list Kafka topics ({type(exc).__name__}: {exc}); check KAFKA_* settings"
             ) from exc
+        for setting, topic in (
+            ("SENDER_EVENTS_TOPIC", self._config.events_topic),
+            ("SENDER_DLQ_TOPIC", self._config.dlq_topic),
+        ):
+            if topic not in existing:
+                raise ConfigError(
+                    f"topic {topic!r} ({setting}) does not exist: create it (python -m services.setup_topics) or "
+                    f"point {setting} at an existing topic"
+                )
 
     # -- partition workers -------------------------------------------------------------------------------
 
