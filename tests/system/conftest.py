@@ -1,0 +1,103 @@
+"""Fixtures of the reliability suite (issue 6); see ``docs/reliability.md``.
+
+- ``--soak``: run the tests marked ``soak`` (long; never in CI). Without it they are deselected with a
+  reason, not silently skipped.
+- ``system_run``: a factory ``await system_run(partitions=4, broker=None)`` -> :class:`Run` with a seed
+  (``RA_SEED`` to replay one, else random), a history file and unique topics; every process it
+  started is killed at teardown, whatever the outcome. On failure the report gets a "system run"
+  section with the seed and the history path.
+- ``private_broker``: a broker of the test's own (for broker kill/restart), stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.localkafka import BrokerHandle
+from tests.support.kafka import start_broker_on_free_ports
+from tests.system.history import History
+from tests.system.scenario import Run, Settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the reliability soak (tests/system, marked 'soak'; about 30 minutes, not for CI)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: opt in with --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    runs: list[Run] = getattr(item, "_system_runs", [])
+    if report.failed and runs:
+        text = "\n".join(run.history.describe() for run in runs)
+        report.sections.append(("system run (seed and history)", text))
+    return report
+
+
+def seed_for_run() -> int:
+    given = os.environ.get("RA_SEED")
+    return int(given) if given else random.SystemRandom().randrange(1, 2**31)
+
+
+@pytest.fixture
+async def system_run(
+    request: pytest.FixtureRequest, kafka_broker: BrokerHandle
+) -> AsyncIterator[Callable[..., Awaitable[Run]]]:
+    runs: list[Run] = []
+    request.node._system_runs = runs  # type: ignore[attr-defined]
+
+    async def make(
+        *, partitions: int = 4, broker: BrokerHandle | None = None, settings: Settings | None = None, **details: Any
+    ) -> Run:
+        name = request.node.name
+        short = name.removeprefix("test_")[:40]
+        seed = seed_for_run()
+        history = History.create(name, seed, partitions=partitions, **details)
+        log_dir = history.path.with_suffix(".logs")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        run = Run(
+            name=short,
+            bootstrap=(broker or kafka_broker).bootstrap,
+            history=history,
+            log_dir=log_dir,
+            partitions=partitions,
+            broker=broker,
+            **({"settings": settings} if settings else {}),
+        )
+        runs.append(run)
+        print(f"system run: {history.describe()}")
+        return run
+
+    try:
+        yield make
+    finally:
+        for run in reversed(runs):
+            await run.close()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[BrokerHandle]:
+    broker = start_broker_on_free_ports(tmp_path / "broker")
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,409 @@
+"""One system-test run: its topics, processes, publisher, witness, faults and final verification.
+
+A test gets a :class:`Run` from the ``system_run`` fixture (``tests/system/conftest.py``), then:
+
+1. ``await run.setup()`` creates uniquely named topics (``<test>-facts-<hex>`` ...) with
+   ``services.processor.topics.pipeline_topics`` and starts the witness consumer (V7);
+2. starts reducers / senders as subprocesses (:meth:`Run.start_reducer`, :meth:`Run.start_sender`),
+   publishes generated facts (``run.publisher``), injects faults (``tests.system.faults``), every
+   fault recorded in the history and in :attr:`Run.last_fault_end`;
+3. ``verdict = await run.verify(...)`` waits for the drain (V8), reads everything back, runs the oracle
+   and every check, writes them to the history, and ``run.assert_ok(verdict)`` fails with the seed
+   and the history path.
+
+Processor settings used by every run (``SETTINGS``; documented in ``docs/reliability.md``): session
+timeout 6 s (the broker's minimum, so a killed reducer's partitions move quickly), transaction
+timeout 5 s (below it, as kafka-notes §1 requires), idle TTL 120 s of fact time (so expiry and
+tombstones happen during a run), 500 facts per poll (many transactions per run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.localkafka import BrokerHandle
+from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
+from tests.support.kafka import random_topic_name, wait_until
+from tests.system import kafkaview
+from tests.system.history import History
+from tests.system.oracle import Oracle, build_oracle
+from tests.system.procs import Processes, ServiceProcess
+from tests.system.verifier import (
+    Check,
+    Verdict,
+    check_changelog,
+    check_dead_letters,
+    check_lag,
+    check_ledger,
+    check_open_transactions,
+    check_processor_offsets,
+    check_rows,
+    check_sender_offsets,
+    rows_from_records,
+    rows_from_watcher,
+)
+from tests.system.workload import BIG_REQUEST_BYTES, Publisher
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    session_timeout_ms: int = 6_000
+    transaction_timeout_ms: int = 5_000
+    idle_ttl_ms: int = 120_000
+    max_batch_records: int = 500
+    poll_timeout_ms: int = 50
+
+
+SETTINGS = Settings()
+DRAIN_LIMIT_S = 60.0
+"""V8: lag must reach 0 this long after the last fault (and the last publish)."""
+
+
+class Run:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        bootstrap: str,
+        history: History,
+        log_dir: Path,
+        partitions: int = 4,
+        broker: BrokerHandle | None = None,
+        settings: Settings = SETTINGS,
+    ) -> None:
+        self.name = name
+        self.bootstrap = bootstrap
+        self.history = history
+        self.seed = history.seed
+        self.log_dir = log_dir
+        self.partitions = partitions
+        self.broker = broker
+        self.settings = settings
+        self.procs = Processes(history, log_dir)
+        self.facts = random_topic_name(f"{name}-facts")
+        self.events = random_topic_name(f"{name}-events")
+        self.group = random_topic_name(f"{name}-reducers")
+        self.sender_group = random_topic_name(f"{name}-senders")
+        self.changelog = changelog_topic(self.group, self.facts)
+        self.facts_dlq = dead_letter_topic(self.facts)
+        self.events_dlq = dead_letter_topic(self.events)
+        self.publisher = Publisher(bootstrap, self.facts, partitions, history)
+        self.watcher: ServiceProcess | None = None
+        self.watch_path = log_dir / "witness.jsonl"
+        self.last_fault_end: float = 0.0
+        self.broker_commit_mark = 0
+        self.max_stall_s = 0.0
+        self.faults: list[dict[str, Any]] = []
+        self.verdict: Verdict | None = None
+        self._background: list[asyncio.Task[Any]] = []
+        self.oracle: Oracle | None = None
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    async def setup(self, *, big_facts: bool = False, witness: bool = True) -> None:
+        """Create the topics (facts allow 4 MiB records when ``big_facts``) and start the witness."""
+        specs = pipeline_topics(
+            facts_topic=self.facts, events_topic=self.events, group_id=self.group, partitions=self.partitions
+        )
+        if big_facts:
+            big = {"max.message.bytes": str(BIG_REQUEST_BYTES)}
+            specs = [dataclasses.replace(s, configs={**s.configs, **big}) if s.name == self.facts else s for s in specs]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await ensure_topics(admin, specs)
+
+            async def leaders() -> bool:
+                described = await admin.describe_topics([s.name for s in specs])
+                return all(
+                    t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                    for t in described
+                )
+
+            await wait_until(leaders, timeout=30, message="partition leaders of the run's topics")
+        finally:
+            await admin.close()
+        self.history.write(
+            "topics",
+            facts=self.facts,
+            events=self.events,
+            group=self.group,
+            sender_group=self.sender_group,
+            changelog=self.changelog,
+            partitions=self.partitions,
+            settings=dataclasses.asdict(self.settings),
+        )
+        await self.publisher.start()
+        if witness:
+            self.watcher = self.procs.start(
+                "witness",
+                "tests.system.watcher",
+                {},
+                args=[
+                    "--bootstrap",
+                    self.bootstrap,
+                    "--topic",
+                    self.events,
+                    "--partitions",
+                    str(self.partitions),
+                    "--out",
+                    str(self.watch_path),
+                ],
+            )
+
+    def publish_in_background(self, facts: Any, *, rate: float | None = None, label: str = "") -> asyncio.Task[None]:
+        """Publish while the test goes on; :meth:`verify` waits for it, :meth:`close` cancels it."""
+        task = asyncio.get_running_loop().create_task(self.publisher.publish(facts, rate=rate, label=label))
+        self._background.append(task)
+        return task
+
+    async def publishing_done(self, within_s: float = 300.0) -> None:
+        pending = [t for t in self._background if not t.done()]
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending), within_s)
+        for task in self._background:
+            task.result()  # re-raise a publisher failure
+
+    # --- processes -------------------------------------------------------------------------------
+
+    def reducer_env(self, *, crash: str | None = None, negative: str | None = None, **extra: str) -> dict[str, str]:
+        s = self.settings
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "PROCESSOR_FACTS_TOPIC": self.facts,
+            "PROCESSOR_EVENTS_TOPIC": self.events,
+            "PROCESSOR_GROUP_ID": self.group,
+            "PROCESSOR_TRANSACTIONAL_ID_PREFIX": self.group,
+            "PROCESSOR_METRICS_PORT": "0",
+            "PROCESSOR_POLL_TIMEOUT_MS": str(s.poll_timeout_ms),
+            "PROCESSOR_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
+            "PROCESSOR_TRANSACTION_TIMEOUT_MS": str(s.transaction_timeout_ms),
+            "PROCESSOR_IDLE_TTL_MS": str(s.idle_ttl_ms),
+            "PROCESSOR_MAX_BATCH_RECORDS": str(s.max_batch_records),
+            "PROCESSOR_LOG_LEVEL": "INFO",
+            "RA_CRASH_AT": crash or "",
+            "RA_NEGATIVE_CONTROL": negative or "",
+        }
+        env.update(extra)
+        return env
+
+    def start_reducer(
+        self, base: str = "reducer", *, crash: str | None = None, negative: str | None = None, **extra: str
+    ) -> ServiceProcess:
+        return self.procs.start(base, "services.processor", self.reducer_env(crash=crash, negative=negative, **extra))
+
+    def sender_env(self, endpoint_url: str, **extra: str) -> dict[str, str]:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "SENDER_EVENTS_TOPIC": self.events,
+            "SENDER_DLQ_TOPIC": self.events_dlq,
+            "SENDER_GROUP_ID": self.sender_group,
+            "SENDER_ENDPOINT_URL": endpoint_url,
+            "SENDER_METRICS_PORT": "0",
+            "SENDER_LOG_LEVEL": "INFO",
+        }
+        env.update(extra)
+        return env
+
+    def start_sender(self, endpoint_url: str, base: str = "sender", **extra: str) -> ServiceProcess:
+        return self.procs.start(base, "services.sender", self.sender_env(endpoint_url, **extra))
+
+    def reducers(self) -> list[ServiceProcess]:
+        return self.procs.running("services.processor")
+
+    # --- faults bookkeeping (used by tests.system.faults) ----------------------------------------
+
+    def fault_started(self, kind: str, target: str, **details: Any) -> float:
+        t = self.history.write("fault", kind=kind, target=target, **details)
+        self.faults.append({"t": t, "kind": kind, "target": target, **details})
+        return t
+
+    def fault_ended(self, kind: str, target: str, **details: Any) -> float:
+        t = self.history.write("fault_end", kind=kind, target=target, **details)
+        self.last_fault_end = max(self.last_fault_end, t)
+        return t
+
+    # --- waiting ---------------------------------------------------------------------------------
+
+    async def wait_progress(self, proc: ServiceProcess, commits: int = 3, within_s: float = 60.0) -> None:
+        """Wait until ``proc`` logged ``commits`` commits (reducer) or accepted batches (sender) since it started."""
+        await asyncio.to_thread(proc.wait_commits, commits, within_s)
+
+    async def wait_exit(self, proc: ServiceProcess, within_s: float) -> int:
+        return await asyncio.to_thread(proc.wait_exit, within_s)
+
+    async def lag(self, *, sender: bool = False) -> int:
+        lag = await kafkaview.processor_lag(self.bootstrap, self.group, self.facts)
+        if sender and lag == 0:
+            lag += await kafkaview.sender_lag(self.bootstrap, self.sender_group, self.events)
+        return lag
+
+    async def wait_drained(self, within_s: float, *, sender: bool = False) -> float | None:
+        """Poll the lag until 0; return the history time it was first seen at 0 (``None`` on timeout)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                if await self.lag(sender=sender) == 0:
+                    return self.history.write("drained", sender=sender)
+            except Exception as error:  # a broker still restarting: not drained yet
+                self.history.write("lag_error", error=repr(error))
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.5)
+
+    # --- verification ----------------------------------------------------------------------------
+
+    async def verify(
+        self,
+        *,
+        sender: bool = False,
+        v8: bool = False,
+        drain_timeout: float = 120.0,
+        expect_dead_letters: bool = True,
+    ) -> Verdict:
+        """Drain, then run every check; see ``tests.system.verifier`` for what each one means.
+
+        ``v8``: require lag 0 within 60 s of the last fault / last publish (otherwise the drain only
+        gets ``drain_timeout``). ``sender``: also the sender group's offsets and lag.
+        """
+        await self.publishing_done()
+        verdict = Verdict()
+        start = max(self.last_fault_end, self.publisher.done_at or 0.0)
+        limit = DRAIN_LIMIT_S if v8 else drain_timeout
+        remaining = max(5.0, start + limit - self.history.now())
+        drained_at = await self.wait_drained(remaining, sender=sender)
+        drain_s = None if drained_at is None else max(0.0, drained_at - start)
+        self.history.figure("drain_s", None if drain_s is None else round(drain_s, 2), "s")
+        if v8:
+            verdict.add(check_lag(drain_s))
+        elif drained_at is None:
+            verdict.add(Check("drain", False, f"lag not 0 within {drain_timeout:.0f} s of the last fault/publish"))
+
+        # V6: stable end == end on every transactional output, within 2 x the transaction timeout.
+        v6_deadline = self.last_fault_end + 2 * self.settings.transaction_timeout_ms / 1000
+        waited_from = self.history.now()
+        while True:
+            ends = {}
+            for topic in (self.events, self.changelog, self.facts_dlq):
+                ends[topic] = (
+                    await kafkaview.end_offsets(self.bootstrap, topic, "read_committed"),
+                    await kafkaview.end_offsets(self.bootstrap, topic, "read_uncommitted"),
+                )
+            v6 = check_open_transactions(ends, self.history.now() - waited_from)
+            if v6.ok or self.history.now() >= v6_deadline:
+                break
+            await asyncio.sleep(0.5)
+        verdict.add(v6)
+
+        facts_records = await kafkaview.read_all(self.bootstrap, self.facts)
+        self.oracle = oracle = build_oracle(
+            self.facts, self.partitions, facts_records, idle_ttl_ms=self.settings.idle_ttl_ms
+        )
+        verdict.add(check_ledger(self.publisher.ledger, facts_records))
+        del facts_records
+        events_records = await kafkaview.read_all(self.bootstrap, self.events)
+        rows = rows_from_records(events_records)
+        del events_records
+        for check in check_rows(oracle, rows):
+            verdict.add(check)
+        verdict.add(check_changelog(oracle, await kafkaview.read_all(self.bootstrap, self.changelog)))
+        facts_end = await kafkaview.end_offsets(self.bootstrap, self.facts)
+        committed = await kafkaview.committed_offsets(self.bootstrap, self.group, self.facts)
+        verdict.add(check_processor_offsets(committed, facts_end, oracle))
+        if sender:
+            sent = await kafkaview.committed_offsets(self.bootstrap, self.sender_group, self.events)
+            verdict.add(check_sender_offsets(sent, rows))
+        dlq = await kafkaview.read_all(self.bootstrap, self.facts_dlq)
+        verdict.add(
+            check_dead_letters(
+                oracle, dlq, facts_topic=self.facts, ledger=self.publisher.ledger if expect_dead_letters else None
+            )
+        )
+        if self.watcher is not None:
+            witness = await self.stop_witness({p: end for p, end in ends[self.events][0].items()})
+            for check in check_rows(oracle, rows_from_watcher(witness), prefix="V7 witness: "):
+                verdict.add(check)
+            self.record_stalls(witness)
+        for check in verdict.checks:
+            self.history.write("check", name=check.name, ok=check.ok, detail=check.detail)
+        self.history.figure("facts", oracle.facts)
+        self.history.figure("rows", oracle.total_rows)
+        self.history.figure("dead_letters", len(oracle.dead_letters))
+        self.history.figure("faults", len(self.faults))
+        self.history.figure("commits", sum(p.commits for p in self.procs.all))
+        self.verdict = verdict
+        return verdict
+
+    async def stop_witness(self, ends: Mapping[int, int], within_s: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until the witness has read up to ``ends`` (stable offsets), stop it, return its lines."""
+        assert self.watcher is not None
+
+        def positions() -> dict[int, int]:
+            found: dict[int, int] = {}
+            if self.watch_path.exists():
+                for line in self.watch_path.read_text().splitlines()[-200:]:
+                    if '"pos"' in line:
+                        found = {int(k): v for k, v in json.loads(line)["pos"].items()}
+            return found
+
+        def caught_up() -> bool:
+            pos = positions()
+            return all(pos.get(p, -1) >= end for p, end in ends.items())
+
+        if self.watcher.alive():
+            try:
+                await wait_until(caught_up, timeout=within_s, interval=0.5, message="the witness to reach the end")
+            finally:
+                await asyncio.to_thread(self.watcher.terminate, 20)
+        return [json.loads(line) for line in self.watch_path.read_text().splitlines() if line.strip()]
+
+    def record_stalls(self, witness: list[dict[str, Any]]) -> None:
+        """Figures from the witness: per source partition, the longest gap between rows becoming visible."""
+        seen: dict[int, list[float]] = defaultdict(list)
+        for line in witness:
+            row_id = line.get("id")
+            if "p" not in line or not row_id:
+                continue
+            match = re.search(r"-(\d+)-(\d+)-(\d+)$", row_id)
+            if match:
+                seen[int(match.group(1))].append(self.history.from_unix(line["t"]))
+        gaps = {}
+        for partition, times in sorted(seen.items()):
+            times.sort()
+            gaps[partition] = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+        self.max_stall_s = max(gaps.values(), default=0.0)
+        self.history.write("stalls", per_partition={str(p): round(g, 2) for p, g in gaps.items()})
+        self.history.figure("max_stall_s", round(self.max_stall_s, 2), "s")
+
+    def assert_ok(self, verdict: Verdict) -> None:
+        ok = verdict.ok
+        self.history.write("run_end", ok=ok, failed=verdict.failed)
+        if not ok:
+            tails = "\n".join(p.log_tail(15) for p in self.procs.all if p.module != "tests.system.watcher")
+            raise AssertionError(
+                f"verifier failed ({', '.join(verdict.failed)}) -- {self.history.describe()}\n{verdict}\n{tails}"
+            )
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self.procs.cleanup_all()
+        try:
+            await asyncio.wait_for(self.publisher.close(), 30)
+        except Exception as error:
+            self.history.write("publisher_close_failed", error=repr(error))
+        self.history.close()
