@@ -40,6 +40,7 @@ __all__ = [
     "SenderConfig",
     "add_config_arguments",
     "config_summary",
+    "describe_settings",
     "load_config",
     "setting",
 ]
@@ -479,6 +480,11 @@ def _explain(message: str, fields: Sequence[_Field], given: Mapping[str, Any]) -
             shown = "" if field.secret else f" {given.get(dest)!r}"
             return f"invalid {field.env} (flag {field.flag}){shown}: {text}"
     return f"invalid configuration: {text}"
+
+
+def describe_settings(config_type: type[msgspec.Struct]) -> list[tuple[str, str, str, str]]:
+    """``(variable, flag, default, description)`` of every setting, in declaration order (for docs and tests)."""
+    return [(field.env, field.flag, _shown_default(field), field.description) for field in _fields(config_type)]
 
 
 def config_summary(config: msgspec.Struct) -> dict[str, Any]:

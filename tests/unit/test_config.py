@@ -12,13 +12,22 @@ import logging
 import pickle
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import certifi
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from services.config import KafkaSettings, Secret, SenderConfig, add_config_arguments, config_summary, load_config
+from services.config import (
+    KafkaSettings,
+    Secret,
+    SenderConfig,
+    add_config_arguments,
+    config_summary,
+    describe_settings,
+    load_config,
+)
 from services.errors import ConfigError
 from services.logging import configure_logging
 from services.sender.__main__ import build_parser
@@ -290,3 +299,12 @@ def test_rendered_json_logs_never_contain_the_token_or_password(json_log_stream:
     assert PASSWORD not in output
     assert '"token":"***"' in output
     assert '"service":"sender"' in output
+
+
+def test_docs_sender_md_documents_every_sender_setting_with_its_flag_and_default() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sender.md").read_text()
+
+    for env, flag, default, _ in describe_settings(SenderConfig):
+        [row] = [line for line in docs.splitlines() if line.startswith(f"| `{env}` |")]
+        assert f"`{flag}`" in row
+        assert (f"`{default}`" if default != "unset" else "unset") in row
