@@ -50,6 +50,7 @@ from services.config import SenderConfig
 from services.errors import (
     ConfigError,
     DeliveryError,
+    EndpointMisconfigured,
     PayloadTooLarge,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -404,7 +405,9 @@ class Sender:
                     raise
                 delay = self._retry.next_delay(attempt, error.retry_after, self._rng)
                 self._metrics.retries.labels(error.reason).inc()
-                _log.warning(
+                # A misconfiguration needs an operator; an unavailable endpoint usually heals by itself.
+                report = _log.error if isinstance(error, EndpointMisconfigured) else _log.warning
+                report(
                     "batch_sent",
                     **context,
                     status=error.status,

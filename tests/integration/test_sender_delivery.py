@@ -479,6 +479,33 @@ async def test_offsets_are_not_committed_while_the_endpoint_is_down_and_a_restar
     assert sorted(seqs(recording_endpoint.accepted_events())) == [row.seq for row in rows]
 
 
+async def test_a_rejected_token_is_retried_not_dead_lettered_until_a_sender_with_the_right_token_delivers(
+    kafka_bootstrap: str,
+) -> None:
+    topics = await make_topics(kafka_bootstrap, "wrong-token", partitions=1)
+    rows = rows_over(1, 6)
+    await produce(kafka_bootstrap, topics.events, rows)
+
+    with RecordingEndpoint(expected_token=TOKEN) as endpoint:
+        async with running_sender(kafka_bootstrap, topics, endpoint, auth_token=Secret("expired")) as wrong:
+            await wait_until(lambda: len(endpoint.requests) >= 5, timeout=30, message="401s being retried")
+        assert {r.status for r in endpoint.requests} == {401}
+        assert await committed(kafka_bootstrap, topics.group, topics.events, 1) == {0: None}
+        assert (
+            wrong.registry.get_sample_value("review_analytics_sender_rows_dead_lettered_total", {"reason": "rejected"})
+            is None
+        )
+
+        async with running_sender(kafka_bootstrap, topics, endpoint):
+
+            async def everything_committed() -> bool:
+                return await committed(kafka_bootstrap, topics.group, topics.events, 1) == {0: 6}
+
+            await wait_until(everything_committed, timeout=60, message="the fixed sender commits every row")
+
+        assert seqs(endpoint.unique_accepted_events()) == [row.seq for row in rows]
+
+
 async def test_stop_lets_the_request_in_flight_finish_and_commits_it(
     kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
 ) -> None:
