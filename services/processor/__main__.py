@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -48,7 +49,7 @@ async def serve(config: ProcessorConfig) -> None:
         config,
         metrics=metrics,
         crash=CrashPoints.from_env(),
-        client_id=f"reducer-{os.getpid()}",
+        client_id=f"reducer-{socket.gethostname()}-{os.getpid()}",
         negative_control=os.environ.get("RA_NEGATIVE_CONTROL") or None,
     )
     server = start_metrics_server(config.metrics_port, registry, ready=processor.ready) if config.metrics_port else None
