@@ -5,6 +5,7 @@ partition state; ``expire`` evicts idle families (by fact time); ``split_batches
 HTTP requests.
 """
 
+from reducer.batching import split_batches
 from reducer.core import family_key, initial_state, reduce
 from reducer.expiry import enforce_caps, expire
 from reducer.snapshot import changelog_records, restore, snapshot
@@ -18,4 +19,5 @@ __all__ = [
     "reduce",
     "restore",
     "snapshot",
+    "split_batches",
 ]

@@ -4,10 +4,6 @@ Our exception hierarchy::
 
     AnalyticsError                      retriable=False
      ├── ConfigError                    a setting is missing or invalid: fix the environment / flags
-     ├── DecodeError                    a fact cannot be turned into something the reducer can use
-     │    ├── UndecodableFact           not JSON, or its envelope is unreadable
-     │    ├── UnsupportedSchemaVersion  readable, but a schema version this build does not know
-     │    └── InvalidFact               well-formed, but a field has the wrong type or value
      └── DeliveryError                  the analytics endpoint did not accept a batch
           ├── TransientDeliveryError    retriable=True: 5xx, 408, 429, timeouts, connection errors
           │    └── EndpointMisconfigured  3xx, 401, 403, 404, 407: our URL or credentials are wrong
@@ -24,8 +20,10 @@ or URL is refused for every row alike. Treating it as permanent would bisect eve
 rows and dead-letter the whole stream; retrying keeps the rows in Kafka (and the consumer lag growing,
 which is what pages an operator) until someone fixes the setting and restarts the sender.
 
-The decode family is deliberately small: the processor service extends it. Its ``reason`` labels match
-those of :mod:`schemas.codec`.
+Facts that cannot be decoded are not in this tree: they are detected at the edge by the pure
+``schemas`` layer, which must not import ``services``, so their family lives in :mod:`schemas.codec`
+(``FactDecodeError``: ``UndecodableFact``, ``UnsupportedSchemaVersion``, ``InvalidFact``,
+``OversizedFact``, each with a ``reason`` label). The processor turns them into dead letters.
 """
 
 from __future__ import annotations
@@ -35,15 +33,11 @@ from typing import ClassVar
 __all__ = [
     "AnalyticsError",
     "ConfigError",
-    "DecodeError",
     "DeliveryError",
     "EndpointMisconfigured",
-    "InvalidFact",
     "PayloadTooLarge",
     "PermanentDeliveryError",
     "TransientDeliveryError",
-    "UndecodableFact",
-    "UnsupportedSchemaVersion",
 ]
 
 
@@ -65,39 +59,6 @@ class ConfigError(AnalyticsError):
     """
 
     reason = "config"
-
-
-# --------------------------------------------------------------------------------------------------------
-# Facts that cannot be decoded (raised by the processor service, dead-lettered to facts.dlq)
-# --------------------------------------------------------------------------------------------------------
-
-
-class DecodeError(AnalyticsError):
-    """A fact's bytes cannot become a fact the reducer understands; the fact is dead-lettered, not retried."""
-
-    reason = "undecodable"
-
-
-class UndecodableFact(DecodeError):
-    """Not JSON, or JSON whose envelope cannot be read."""
-
-    reason = "undecodable"
-
-
-class UnsupportedSchemaVersion(DecodeError):
-    """The envelope names a schema version this build does not know.
-
-    Operator action: deploy a processor that knows the version, then replay the facts from the dead-letter
-    topic.
-    """
-
-    reason = "unsupported_version"
-
-
-class InvalidFact(DecodeError):
-    """Readable and of a known version, but a field has the wrong type, value or tag."""
-
-    reason = "invalid"
 
 
 # --------------------------------------------------------------------------------------------------------

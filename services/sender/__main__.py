@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from services.config import SenderConfig, add_config_arguments, config_summary, load_config
 from services.errors import ConfigError
+from services.lag_monitor import start_lag_monitor
 from services.logging import configure_logging
 from services.metrics import SenderMetrics, start_metrics_server
 from services.sender.client import EVENTS_PATH, EndpointClient
@@ -99,7 +100,15 @@ async def serve(config: SenderConfig) -> None:
             server = start_metrics_server(config.metrics_port, registry, ready=sender.is_ready)
             stack.callback(server.close)
             _log.info("metrics_serving", port=server.port)
+        lag_monitor = start_lag_monitor(config.kafka, {config.group_id: [config.events_topic]}, metrics.consumer_lag)
+        stack.push_async_callback(_cancel, lag_monitor)
         await sender.run()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -14,7 +14,8 @@ How the work is arranged (one asyncio task per partition with work, the consumer
    of a partition strictly in order, partitions in parallel.
 2. A worker turns records into rows (:func:`row_from_record`), groups them with
    :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
-   (:meth:`Sender._settle`), then commits ``last offset + 1``.
+   (:meth:`Sender._settle`), then commits ``last offset + 1`` (after a chunk's last batch: the consumer's
+   position, which also skips the transaction markers that follow the rows).
 3. Delivering a batch: POST; a transient failure (5xx, 408, 429, timeout, connection error) is retried
    **forever** with capped, jittered backoff (honouring ``Retry-After``); 413 splits the batch in halves,
    recursively; any other refusal of a multi-row batch is retried once, then the batch is bisected so
@@ -333,7 +334,13 @@ class Sender:
                 return
             try:
                 await self._settle(tp, batch, may_retry_refusal=True)
-                await self._commit(tp, batch[-1].offset + 1)
+                next_offset = batch[-1].offset + 1
+                if index == len(batches) - 1:
+                    # Past the transaction markers that follow the chunk's last row, so a caught-up group
+                    # has lag 0: the position is that of the next record getmany would return, and every
+                    # record before it was in this chunk (the partition is paused while it is worked on).
+                    next_offset = max(next_offset, await self._consumer.position(tp))
+                await self._commit(tp, next_offset)
             except _Abandoned:
                 _log.info("batch_abandoned_on_stop", first_offset=batch[0].offset, rows=len(batch))
                 return
@@ -492,11 +499,6 @@ class Sender:
             _log.warning("commit_refused_partition_moved", next_offset=next_offset, error=str(exc))
             raise _PartitionLost from exc
         self._metrics.commits.inc()
-        stable_end = self._consumer.last_stable_offset(tp)
-        if stable_end is not None and stable_end >= 0:
-            self._metrics.consumer_lag.labels(self._config.group_id, tp.topic, str(tp.partition)).set(
-                max(0, stable_end - next_offset)
-            )
 
     # -- rebalancing (called by aiokafka's coordinator task) ---------------------------------------------
 
@@ -508,8 +510,6 @@ class Sender:
             if task is not None:
                 task.cancel()
                 cancelled.append(task)
-            with contextlib.suppress(KeyError):
-                self._metrics.consumer_lag.remove(self._config.group_id, tp.topic, str(tp.partition))
         if cancelled:
             _, still_running = await asyncio.wait(cancelled, timeout=_REVOKE_WAIT_S)
             if still_running:
