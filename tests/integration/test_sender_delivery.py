@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import httpx
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -24,10 +23,10 @@ from services.config import KafkaSettings, Secret, SenderConfig
 from services.demo.endpoint import RecordingEndpoint
 from services.errors import ConfigError
 from services.lag import LagReader
-from services.metrics import SenderMetrics
-from services.sender.client import EXCERPT_LIMIT, EndpointClient, idempotency_key
-from services.sender.loop import Sender, create_consumer, create_producer
+from services.sender.client import EXCERPT_LIMIT, idempotency_key
 from tests.support.kafka import create_topics, random_topic_name, wait_until
+from tests.support.pipeline import RunningSender
+from tests.support.pipeline import running_sender as start_sender
 
 pytestmark = pytest.mark.kafka
 
@@ -114,19 +113,11 @@ async def make_topics(bootstrap: str, name: str, partitions: int) -> Topics:
     return Topics(events=events, dlq=dlq, group=random_topic_name(f"{name}-group"), partitions=partitions)
 
 
-@dataclass
-class RunningSender:
-    sender: Sender
-    metrics: SenderMetrics
-    registry: CollectorRegistry
-    task: asyncio.Task[None] = field(repr=False)
-
-
 @contextlib.asynccontextmanager
 async def running_sender(
     bootstrap: str, topics: Topics, endpoint: RecordingEndpoint, **overrides: object
 ) -> AsyncIterator[RunningSender]:
-    """A Sender with real clients (built as the composition root builds them), running until the block ends."""
+    """A Sender with real clients against ``endpoint``, running until the block ends."""
     settings: dict[str, object] = {
         "kafka": KafkaSettings(bootstrap_servers=bootstrap),
         "events_topic": topics.events,
@@ -142,30 +133,8 @@ async def running_sender(
         "metrics_port": 0,
     }
     config = SenderConfig(**(settings | overrides))  # type: ignore[arg-type]
-    registry = CollectorRegistry()
-    metrics = SenderMetrics(registry)
-    consumer, producer = create_consumer(config), create_producer(config)
-    async with httpx.AsyncClient(timeout=config.request_timeout_s) as http:
-        client = EndpointClient(
-            http,
-            base_url=config.endpoint_url,
-            auth_token=config.auth_token,
-            account_id=config.account_id,
-            timeout_s=config.request_timeout_s,
-        )
-        await producer.start()
-        await consumer.start()
-        sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)
-        task = asyncio.create_task(sender.run())
-        try:
-            yield RunningSender(sender, metrics, registry, task)
-        finally:
-            sender.stop()
-            try:
-                await asyncio.wait_for(task, timeout=20)
-            finally:
-                await consumer.stop()
-                await producer.stop()
+    async with start_sender(config) as running:
+        yield running
 
 
 async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:

@@ -9,17 +9,20 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from reducer import initial_state, reduce
 from schemas.codec import decode_fact, encode_row
-from services.config import KafkaSettings, ProcessorConfig
-from services.metrics import ProcessorMetrics
+from services.config import KafkaSettings, ProcessorConfig, SenderConfig
+from services.metrics import ProcessorMetrics, SenderMetrics
 from services.processor.faults import CrashPoints
 from services.processor.service import Processor
 from services.processor.topics import ensure_topics, pipeline_topics
 from services.producer import BROADCAST, FactPublisher
+from services.sender.client import EndpointClient
+from services.sender.loop import Sender, create_consumer, create_producer
 from tests.support.kafka import random_topic_name, read_topic
 
 
@@ -112,3 +115,40 @@ async def running_processor(config: ProcessorConfig, crash: str | None = None) -
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=60)
+
+
+@dataclass
+class RunningSender:
+    sender: Sender
+    metrics: SenderMetrics
+    registry: CollectorRegistry
+    task: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def running_sender(config: SenderConfig) -> AsyncIterator[RunningSender]:
+    """A Sender with real clients (built as its composition root builds them), running until the block ends."""
+    registry = CollectorRegistry()
+    metrics = SenderMetrics(registry)
+    consumer, producer = create_consumer(config), create_producer(config)
+    async with httpx.AsyncClient(timeout=config.request_timeout_s) as http:
+        client = EndpointClient(
+            http,
+            base_url=config.endpoint_url,
+            auth_token=config.auth_token,
+            account_id=config.account_id,
+            timeout_s=config.request_timeout_s,
+        )
+        await producer.start()
+        await consumer.start()
+        sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)
+        task = asyncio.create_task(sender.run())
+        try:
+            yield RunningSender(sender, metrics, registry, task)
+        finally:
+            sender.stop()
+            try:
+                await asyncio.wait_for(task, timeout=20)
+            finally:
+                await consumer.stop()
+                await producer.stop()
