@@ -34,6 +34,7 @@ from aiokafka.structs import TopicPartition
 from schemas.state import PartitionState
 from services.config import ProcessorConfig
 from services.metrics import ProcessorMetrics
+from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
 from services.processor.partition import PartitionWorker, restore_states
 from services.processor.topics import changelog_topic, dead_letter_topic
@@ -213,6 +214,7 @@ class Processor:
             transaction_timeout_ms=self.config.transaction_timeout_ms,
             linger_ms=5,
             max_batch_size=512 * 1024,
+            max_request_size=DEAD_LETTER_TOPIC_MAX_BYTES,  # a dead letter may be a 1 MiB fact plus headers
         )
         await producer.start()
         return producer

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.errors import ConfigError
+from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 
 
 def changelog_topic(group_id: str, input_topic: str) -> str:
@@ -45,7 +46,7 @@ def pipeline_topics(
     del replication_factor  # carried by ensure_topics
     return [
         TopicSpec(facts_topic, partitions),
-        TopicSpec(dead_letter_topic(facts_topic), partitions),
+        TopicSpec(dead_letter_topic(facts_topic), partitions, {"max.message.bytes": str(DEAD_LETTER_TOPIC_MAX_BYTES)}),
         TopicSpec(
             changelog_topic(group_id, facts_topic),
             partitions,

@@ -6,8 +6,10 @@ drains the buffer into an idempotent aiokafka producer (``acks=all``, optional c
 the fact's root thread id (:mod:`.routing`). ``Initialize`` facts go to **every** partition, so each
 partition knows every connection. ``close()`` flushes what is buffered.
 
-Unlike codex's queue, a full buffer is never silent: the fact is refused, ``track_*`` returns
-``False``, ``overflows`` and the ``producer_buffer_overflows`` metric count it and a warning is logged.
+Unlike codex's queue, nothing is dropped silently: when the buffer is full, or a fact is too large for
+one Kafka request, the fact is refused (``track_*`` returns ``False``), counted (``overflows``,
+``refused``; the ``on_overflow`` callback feeds the ``producer_buffer_overflows`` metric) and logged; a
+fact Kafka does not acknowledge is counted in ``failed`` and logged, and the drain goes on.
 The client-side filters of codex are kept (only analytics-relevant requests, responses and
 notifications are published; app-used and plugin-used facts are de-duplicated per turn).
 """
@@ -23,6 +25,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas.facts import SCHEMA_VERSION
 from schemas.protocol import RequestId
@@ -50,6 +53,8 @@ APPROVAL_METHODS: Final = frozenset(
 )
 
 _BROADCAST: Final = object()
+RECORD_OVERHEAD: Final = 128
+"""Bytes of a one-record batch besides its key and value (61-byte batch header, record varints), rounded up."""
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -64,6 +69,7 @@ class FactPublisher:
         producer_id: str,
         buffer_size: int = 10_000,
         compression: str | None = None,
+        max_request_size: int = 1024 * 1024,
         on_overflow: Callable[[], None] | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         linger_ms: int = 5,
@@ -73,6 +79,11 @@ class FactPublisher:
         self.router = Router()
         self.overflows = 0
         self.published = 0
+        self.refused = 0
+        """Facts too large for one Kafka request: refused at ``track_*`` time (returns ``False``), counted, logged."""
+        self.failed = 0
+        """Facts Kafka did not acknowledge (after the client's own retries): counted and logged, never silent."""
+        self._max_value = max_request_size - RECORD_OVERHEAD
         self._buffer: collections.deque[tuple[object, bytes]] = collections.deque()
         self._buffer_size = buffer_size
         self._on_overflow = on_overflow
@@ -84,6 +95,7 @@ class FactPublisher:
             acks="all",
             compression_type=compression,
             linger_ms=linger_ms,
+            max_request_size=max_request_size,
         )
         self._partitions: list[int] = []
         self._task: asyncio.Task[None] | None = None
@@ -114,28 +126,43 @@ class FactPublisher:
         await self._producer.flush()
 
     async def _drain(self) -> None:
+        """Move buffered facts to the Kafka client until closed. A send that fails is counted and logged;
+        it never stops the drain (which would silently drop every later fact)."""
         pending: list[asyncio.Future[Any]] = []
         while True:
             if not self._buffer:
-                if pending:
-                    await asyncio.gather(*pending)
-                    pending.clear()
+                await self._settle(pending)
                 if self._closing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             key, value = self._buffer.popleft()
-            if key is _BROADCAST:
-                for partition in self._partitions:
-                    pending.append(await self._producer.send(self.topic, value, partition=partition))
-            else:
-                assert isinstance(key, bytes)
-                pending.append(await self._producer.send(self.topic, value, key=key))
+            try:
+                if key is _BROADCAST:
+                    for partition in self._partitions:
+                        pending.append(await self._producer.send(self.topic, value, partition=partition))
+                else:
+                    assert isinstance(key, bytes)
+                    pending.append(await self._producer.send(self.topic, value, key=key))
+            except KafkaError as error:
+                self._failed(error, size=len(value))
+                continue
             self.published += 1
             if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
+                await self._settle(pending)
+
+    async def _settle(self, pending: list[asyncio.Future[Any]]) -> None:
+        if not pending:
+            return
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                self._failed(outcome, size=None)
+        pending.clear()
+
+    def _failed(self, error: BaseException, *, size: int | None) -> None:
+        self.failed += 1
+        log.error("publisher_send_failed", error=repr(error), size=size, failed=self.failed)
 
     # --- low level -------------------------------------------------------------------------------
 
@@ -153,6 +180,10 @@ class FactPublisher:
 
     def publish_encoded(self, key: object, value: bytes) -> bool:
         """Buffer an already-encoded envelope. ``key``: bytes, or :data:`BROADCAST` for every partition."""
+        if len(value) + (len(key) if isinstance(key, bytes) else 0) > self._max_value:
+            self.refused += 1
+            log.error("publisher_fact_too_large", size=len(value), limit=self._max_value, refused=self.refused)
+            return False
         if len(self._buffer) >= self._buffer_size:
             self.overflows += 1
             if self._on_overflow is not None:

@@ -1,0 +1,124 @@
+"""Minimal reproductions of the system bugs the reliability suite found (see ``tests/system/FINDINGS.md``).
+
+Each test states the behaviour the design promises and is marked ``xfail(strict=True)`` while the bug
+is open: the suite stays usable for everything else, and the day the bug is fixed the test XPASSes,
+which fails the run until the marker is removed. They are not skipped: they run every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from schemas.codec import MAX_FACT_BYTES, encode_fact
+from services.config import KafkaSettings
+from services.producer import BROADCAST, FactPublisher
+from tests.support.builders import (
+    completed_command_item,
+    sample_command_approval_request,
+    sample_initialize,
+    sample_server_response,
+    sample_thread_response,
+)
+from tests.system import kafkaview
+from tests.system.scenario import Run
+
+pytestmark = pytest.mark.kafka
+
+NEAR_LIMIT_BYTES = 1_048_370
+"""Value size of the undecodable fact: its record (value, key, batch overhead: about 1,048,470 bytes)
+fits aiokafka's default 1 MiB ``max_request_size`` and the broker's default 1,048,588-byte message
+limit, so ``FactPublisher`` and the facts topic accept it; the dead-letter record carries the same
+value plus six ``dlq.*`` headers (about 250 bytes more here; ``dlq.message`` alone may take 2 KiB),
+which is over 1 MiB."""
+
+
+def family(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
+    envelopes = [
+        sample_thread_response(thread, request_id=request_id),
+        sample_command_approval_request(request_id, thread_id=thread),
+        sample_server_response(request_id, "accept", thread_id=thread),
+        *completed_command_item(thread),
+    ]
+    return [(env.thread_id, encode_fact(env)) for env in envelopes]
+
+
+@pytest.mark.parametrize("variant", ["near_limit_garbage", "oversized"])
+async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partition(
+    system_run: Callable[..., Awaitable[Run]], variant: str
+) -> None:
+    """kafka-notes §5: an undecodable fact goes to ``facts.dlq`` and its partition never blocks.
+
+    ``near_limit_garbage``: default topic configuration (as ``setup_topics`` creates it) and the real
+    ``FactPublisher``: one undecodable fact of about 1 MB, which both accept. ``oversized``: a facts
+    topic that accepts 4 MiB records, and one fact over ``MAX_FACT_BYTES`` (1 MiB), the generator's
+    "oversized" poison. Then a normal family on the same key; the partition must drain."""
+    run = await system_run(variant=variant)
+    await run.setup(witness=False, big_facts=variant == "oversized")
+    rng = random.Random(run.seed)
+    size = NEAR_LIMIT_BYTES if variant == "near_limit_garbage" else MAX_FACT_BYTES + 1024
+    garbage = b"\xff" + rng.randbytes(size - 1)
+    publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f1")
+    await publisher.start()
+    for key, value in [(None, encode_fact(sample_initialize())), *family("thread-f1", 7)[:2]]:
+        publisher.publish_encoded(publisher_key(key), value)
+    await asyncio.wait_for(publisher.flush(), 30)
+    if variant == "near_limit_garbage":
+        publisher.publish_encoded(b"thread-f1", garbage)
+    else:
+        await run.publisher.start_big()
+        await run.publisher.send_big(b"thread-f1", garbage)
+    for key, value in family("thread-f1", 7)[2:]:
+        publisher.publish_encoded(publisher_key(key), value)
+    await asyncio.wait_for(publisher.close(), 30)
+    run.start_reducer()
+    drained = await run.wait_drained(30)
+    failures = sum(1 for p in run.procs.all for e in p.events if e.get("event") == "transaction_failed")
+    errors = {
+        str(e.get("error"))[:60] for p in run.procs.all for e in p.events if e.get("event") == "transaction_failed"
+    }
+    run.history.figure("f1_failed_transactions", failures)
+    assert drained is not None, f"the partition never drained: {failures} failed transactions in 30 s: {errors}"
+    dlq = await kafkaview.read_all(run.bootstrap, run.facts_dlq)
+    assert [len(r.value) for r in dlq] == [len(garbage)]
+    assert dlq[0].value == garbage
+
+
+def publisher_key(key: str | None) -> object:
+    return BROADCAST if key is None else key.encode()
+
+
+async def test_f2_a_fact_the_producer_refuses_does_not_silently_drop_every_later_fact(
+    system_run: Callable[..., Awaitable[Run]],
+) -> None:
+    """``FactPublisher`` promises a full buffer is never silent; a single fact over aiokafka's 1 MiB
+    request limit must not make every later ``publish_encoded`` (which still returns True) vanish."""
+    run = await system_run()
+    await run.setup(witness=False)
+    publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f2")
+    await publisher.start()
+    try:
+        accepted = publisher.publish_encoded(b"thread-f2", b"{" + b" " * (2 * 1024 * 1024) + b"}")
+        later = [publisher.publish_encoded(b"thread-f2", value) for _key, value in family("thread-f2", 9)]
+        try:
+            await asyncio.wait_for(publisher.flush(), 15)
+            flushed = True
+        except TimeoutError:
+            flushed = False
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(publisher.close(), 10)
+        # close() re-raises the drain task's error before stopping its producer: stop it here.
+        with contextlib.suppress(Exception):
+            await publisher._producer.stop()
+    ends = await kafkaview.end_offsets(run.bootstrap, run.facts)
+    on_topic = sum(ends.values())
+    run.history.write("f2", accepted=accepted, later_accepted=all(later), flushed=flushed, on_topic=on_topic)
+    assert on_topic == len(later), (
+        f"publish_encoded returned {accepted} for the big fact and {all(later)} for the {len(later)} later "
+        f"ones; flush() {'returned' if flushed else 'hung past 15 s'}; the facts topic holds {on_topic}"
+    )
