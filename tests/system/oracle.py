@@ -38,6 +38,8 @@ class Oracle:
     """row id -> family key."""
     dead_letters: dict[tuple[int, int], str] = field(default_factory=dict)
     """(partition, offset) -> expected ``dlq.reason``."""
+    dead_letter_values: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    """(partition, offset) -> the fact's bytes (a dead letter carries them, or a prefix and their digest)."""
     states: dict[int, dict[str, bytes]] = field(default_factory=dict)
     """partition -> snapshot of the final state ({changelog key: value})."""
     facts: int = 0
@@ -70,11 +72,13 @@ def build_oracle(facts_topic: str, partitions: int, records: Sequence[Any], *, i
                 envelope = decode_fact(raw)
             except FactDecodeError as error:
                 oracle.dead_letters[(partition, offset)] = error.reason
+                oracle.dead_letter_values[(partition, offset)] = raw or b""
                 continue
             try:
                 state, emitted = reduce(state, envelope)
             except Exception:
                 oracle.dead_letters[(partition, offset)] = "reducer_error"
+                oracle.dead_letter_values[(partition, offset)] = raw
                 continue
             if emitted:
                 family = family_key(envelope)

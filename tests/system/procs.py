@@ -211,6 +211,18 @@ class ServiceProcess:
                 f"{self.name} made {done} of {count} commits within {timeout:.0f} s ({state}); log {self.log_path}"
             )
 
+    def owned_at(self, t: float) -> set[int]:
+        """Partitions this reducer held at history time ``t`` (from its assignment/revocation log lines)."""
+        owned: set[int] = set()
+        for line in self.events:
+            if line.get("_t", 0.0) > t:
+                break
+            if line.get("event") == "partitions_assigned":
+                owned = set(line.get("partitions") or ())
+            elif line.get("event") == "partitions_revoked":
+                owned -= set(line.get("partitions") or ())
+        return owned
+
     def _progress(self) -> int:
         return self.commits if self.module == "services.processor" else self.deliveries
 
@@ -279,7 +291,7 @@ class ServiceProcess:
                     self._cond.notify_all()
         elif event in INTERESTING_EVENTS:
             fields = {k: v for k, v in line.items() if k not in ("timestamp", "service", "event", "level")}
-            self.history.write("log", proc=self.name, event=event, **fields)
+            line["_t"] = self.history.write("log", proc=self.name, event=event, **fields)
             with self._cond:
                 self.events.append(line)
 

@@ -109,6 +109,7 @@ class Run:
         self.faults: list[dict[str, Any]] = []
         self.verdict: Verdict | None = None
         self._background: list[asyncio.Task[Any]] = []
+        self.witness_lines: list[dict[str, Any]] = []
         self.oracle: Oracle | None = None
 
     # --- setup -----------------------------------------------------------------------------------
@@ -334,9 +335,10 @@ class Run:
         )
         if self.watcher is not None:
             witness = await self.stop_witness({p: end for p, end in ends[self.events][0].items()})
+            self.witness_lines = witness
             for check in check_rows(oracle, rows_from_watcher(witness), prefix="V7 witness: "):
                 verdict.add(check)
-            self.record_stalls(witness)
+            self.record_stalls()
         for check in verdict.checks:
             self.history.write("check", name=check.name, ok=check.ok, detail=check.detail)
         self.history.figure("facts", oracle.facts)
@@ -370,23 +372,49 @@ class Run:
                 await asyncio.to_thread(self.watcher.terminate, 20)
         return [json.loads(line) for line in self.watch_path.read_text().splitlines() if line.strip()]
 
-    def record_stalls(self, witness: list[dict[str, Any]]) -> None:
+    def record_stalls(self) -> None:
         """Figures from the witness: per source partition, the longest gap between rows becoming visible."""
+        gaps = {}
+        for partition, times in sorted(self.row_times().items()):
+            gaps[partition] = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+        self.max_stall_s = max(gaps.values(), default=0.0)
+        self.history.write("stalls", per_partition={str(p): round(g, 2) for p, g in gaps.items()})
+        self.history.figure("max_stall_s", round(self.max_stall_s, 2), "s")
+
+    def row_times(self) -> dict[int, list[float]]:
+        """Per source (facts) partition, the history times at which the witness first saw each row."""
         seen: dict[int, list[float]] = defaultdict(list)
-        for line in witness:
+        for line in self.witness_lines:
             row_id = line.get("id")
             if "p" not in line or not row_id:
                 continue
             match = re.search(r"-(\d+)-(\d+)-(\d+)$", row_id)
             if match:
                 seen[int(match.group(1))].append(self.history.from_unix(line["t"]))
-        gaps = {}
-        for partition, times in sorted(seen.items()):
+        for times in seen.values():
             times.sort()
-            gaps[partition] = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
-        self.max_stall_s = max(gaps.values(), default=0.0)
-        self.history.write("stalls", per_partition={str(p): round(g, 2) for p, g in gaps.items()})
-        self.history.figure("max_stall_s", round(self.max_stall_s, 2), "s")
+        return seen
+
+    def resume_after_faults(self, kinds: tuple[str, ...] = ("kill9",)) -> list[dict[str, Any]]:
+        """For each fault of ``kinds`` on a reducer: seconds until each partition it held shows a new row.
+
+        ``resume_s`` is ``None`` when no row of that partition became visible after the fault at all.
+        Figures ``resume_s`` entries go to the history (``resume`` lines).
+        """
+        times = self.row_times()
+        by_name = {p.name: p for p in self.procs.all}
+        results = []
+        for fault in self.faults:
+            if fault["kind"] not in kinds or fault["target"] not in by_name:
+                continue
+            t = fault["t"]
+            for partition in sorted(by_name[fault["target"]].owned_at(t)):
+                later = [x for x in times.get(partition, []) if x > t]
+                resume = round(later[0] - t, 2) if later else None
+                entry = {"fault_t": t, "target": fault["target"], "partition": partition, "resume_s": resume}
+                self.history.write("resume", **entry)
+                results.append(entry)
+        return results
 
     def assert_ok(self, verdict: Verdict) -> None:
         ok = verdict.ok

@@ -1,8 +1,7 @@
-"""Minimal reproductions of the system bugs the reliability suite found (see ``tests/system/FINDINGS.md``).
+"""Minimal reproductions of the system bugs the reliability suite found (``tests/system/FINDINGS.md``).
 
-Each test states the behaviour the design promises and is marked ``xfail(strict=True)`` while the bug
-is open: the suite stays usable for everything else, and the day the bug is fixed the test XPASSes,
-which fails the run until the marker is removed. They are not skipped: they run every time.
+Each test states the behaviour the design promises. They were written failing (run them against the
+commit before the fix to see it: F1 and F2 were fixed in b6e9c4f) and stay as regression tests.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from tests.support.builders import (
 )
 from tests.system import kafkaview
 from tests.system.scenario import Run
+from tests.system.verifier import dead_letter_value_problem
 
 pytestmark = pytest.mark.kafka
 
@@ -47,7 +47,7 @@ def family(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
     return [(env.thread_id, encode_fact(env)) for env in envelopes]
 
 
-@pytest.mark.parametrize("variant", ["near_limit_garbage", "oversized"])
+@pytest.mark.parametrize("variant", ["near_limit_garbage", "oversized", "over_3_mib"])
 async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partition(
     system_run: Callable[..., Awaitable[Run]], variant: str
 ) -> None:
@@ -56,11 +56,15 @@ async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partitio
     ``near_limit_garbage``: default topic configuration (as ``setup_topics`` creates it) and the real
     ``FactPublisher``: one undecodable fact of about 1 MB, which both accept. ``oversized``: a facts
     topic that accepts 4 MiB records, and one fact over ``MAX_FACT_BYTES`` (1 MiB), the generator's
-    "oversized" poison. Then a normal family on the same key; the partition must drain."""
+    "oversized" poison. ``over_3_mib``: the same with 3.6 MB, which the dead-letter record carries cut
+    (a prefix, with ``dlq.value.size`` and ``dlq.value.sha256`` of the original). Then a normal family
+    on the same key; the partition must drain and the dead letter describe the fact."""
     run = await system_run(variant=variant)
-    await run.setup(witness=False, big_facts=variant == "oversized")
+    await run.setup(witness=False, big_facts=variant != "near_limit_garbage")
     rng = random.Random(run.seed)
-    size = NEAR_LIMIT_BYTES if variant == "near_limit_garbage" else MAX_FACT_BYTES + 1024
+    size = {"near_limit_garbage": NEAR_LIMIT_BYTES, "oversized": MAX_FACT_BYTES + 1024, "over_3_mib": 3_600_000}[
+        variant
+    ]
     garbage = b"\xff" + rng.randbytes(size - 1)
     publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f1")
     await publisher.start()
@@ -84,8 +88,8 @@ async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partitio
     run.history.figure("f1_failed_transactions", failures)
     assert drained is not None, f"the partition never drained: {failures} failed transactions in 30 s: {errors}"
     dlq = await kafkaview.read_all(run.bootstrap, run.facts_dlq)
-    assert [len(r.value) for r in dlq] == [len(garbage)]
-    assert dlq[0].value == garbage
+    assert len(dlq) == 1, f"{len(dlq)} dead letters"
+    assert dead_letter_value_problem(dlq[0], garbage) is None, dead_letter_value_problem(dlq[0], garbage)
 
 
 def publisher_key(key: str | None) -> object:

@@ -288,6 +288,11 @@ def check_dead_letters(
             problems.append(f"dead letter for {source} ({reason}) the oracle does not expect")
         elif want != reason:
             problems.append(f"dead letter for {source}: reason {reason}, expected {want}")
+        original = oracle.dead_letter_values.get(source)
+        if original is not None:
+            problem = dead_letter_value_problem(record, original)
+            if problem:
+                problems.append(f"dead letter for {source}: {problem}")
         if record.partition != source[0]:
             problems.append(f"dead letter for {source} in dlq partition {record.partition}")
     duplicates = [s for s, n in seen.items() if n > 1]
@@ -305,6 +310,21 @@ def check_dead_letters(
         not problems,
         _sample(problems) if problems else f"{len(records)} dead letters {dict(reasons)}",
     )
+
+
+def dead_letter_value_problem(record: Any, original: bytes) -> str | None:
+    """The value must be the fact's bytes; a value cut for size must say so (``dlq.value.size`` and
+    ``dlq.value.sha256`` of the original) and be a prefix of it."""
+    value = record.value or b""
+    size = _header(record.headers, "dlq.value.size")
+    if size is None:
+        return None if value == original else f"value ({len(value)} B) is not the fact's bytes ({len(original)} B)"
+    digest = _header(record.headers, "dlq.value.sha256")
+    if int(size) != len(original) or digest != hashlib.sha256(original).hexdigest():
+        return f"cut value's size/digest headers ({size}, {digest}) do not describe the fact"
+    if not original.startswith(value):
+        return "cut value is not a prefix of the fact's bytes"
+    return None
 
 
 def check_lag(drain_s: float | None, limit_s: float = 60.0) -> Check:

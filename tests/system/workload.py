@@ -116,17 +116,25 @@ class Publisher:
             "publish_done", label=label, facts=len(facts), seconds=round(time.monotonic() - started, 2)
         )
 
+    async def start_big(self) -> None:
+        """The side producer for records over 1 MiB (see the module docstring)."""
+        if self._big is None:
+            self._big = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                max_request_size=BIG_REQUEST_BYTES,
+            )
+            await self._big.start()
+
+    async def send_big(self, key: bytes | None, value: bytes) -> None:
+        await self.start_big()
+        assert self._big is not None
+        await self._big.send_and_wait(self.topic, value, key=key)
+
     async def _one(self, fact: GeneratedFact) -> None:
         if fact.poison == "oversized":
-            if self._big is None:
-                self._big = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    enable_idempotence=True,
-                    acks="all",
-                    max_request_size=BIG_REQUEST_BYTES,
-                )
-                await self._big.start()
-            await self._big.send_and_wait(self.topic, fact.value, key=None if fact.key is None else fact.key.encode())
+            await self.send_big(None if fact.key is None else fact.key.encode(), fact.value)
         else:
             key: object = BROADCAST if fact.key is None else fact.key.encode()
             if not self._publisher.publish_encoded(key, fact.value):
