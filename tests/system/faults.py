@@ -12,7 +12,9 @@ started, read from its JSON log), and is written to the history (``fault`` then 
 from __future__ import annotations
 
 import asyncio
+import random
 
+from tests.system import kafkaview
 from tests.system.procs import ServiceProcess
 from tests.system.scenario import Run
 
@@ -38,6 +40,43 @@ async def pause(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMM
     await run.wait_progress(proc, progress)
     run.fault_started("sigstop", proc.name, commits=proc.commits, pid=proc.pid)
     proc.pause()
+
+
+async def open_changelog_transactions(run: Run, partitions: set[int]) -> dict[int, tuple[int, int]]:
+    """Changelog partitions among ``partitions`` whose stable offset is below their end: an open transaction.
+
+    Changelog partition P is written only by the owner of facts partition P, so an open range there is
+    the owner's transaction. Returns ``{partition: (stable offset, end offset)}``.
+    """
+    stable = await kafkaview.end_offsets(run.bootstrap, run.changelog, "read_committed")
+    end = await kafkaview.end_offsets(run.bootstrap, run.changelog, "read_uncommitted")
+    return {p: (stable[p], end[p]) for p in partitions if stable[p] < end[p]}
+
+
+async def pause_holding_open_transaction(
+    run: Run, proc: ServiceProcess, *, attempts: int = 100, progress: int = PROGRESS_COMMITS
+) -> dict[int, tuple[int, int]]:
+    """SIGSTOP ``proc`` at a moment it holds an open transaction, seen from outside (its changelog
+    partition's stable offset below the end). Each try that finds none is undone at once (SIGCONT) and
+    retried after a random 20-300 ms; the tries are ``probe`` lines in the history, the final stop is
+    the ``sigstop`` fault. Returns ``{partition: (stable, end)}`` of the open transaction(s)."""
+    await run.wait_progress(proc, progress)
+    rng = random.Random(run.seed ^ 0x5EED)
+    for attempt in range(attempts):
+        owned = proc.owned_at(run.history.now())
+        proc.pause()
+        found = await open_changelog_transactions(run, owned) if owned else {}
+        run.history.write("probe", proc=proc.name, attempt=attempt, owned=sorted(owned), open=_jsonable(found))
+        if found:
+            run.fault_started("sigstop", proc.name, commits=proc.commits, pid=proc.pid, open_txn=_jsonable(found))
+            return found
+        proc.resume()
+        await asyncio.sleep(rng.uniform(0.02, 0.3))
+    raise AssertionError(f"never caught {proc.name} with an open transaction in {attempts} tries")
+
+
+def _jsonable(found: dict[int, tuple[int, int]]) -> dict[str, list[int]]:
+    return {str(k): list(v) for k, v in found.items()}
 
 
 def resume(run: Run, proc: ServiceProcess) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from schemas.codec import MAX_FACT_BYTES, encode_fact
 from services.config import KafkaSettings
+from services.demo.generator import Workload
 from services.producer import BROADCAST, FactPublisher
 from tests.support.builders import (
     completed_command_item,
@@ -23,9 +24,10 @@ from tests.support.builders import (
     sample_server_response,
     sample_thread_response,
 )
-from tests.system import kafkaview
-from tests.system.scenario import Run
+from tests.system import faults, kafkaview
+from tests.system.scenario import Run, Settings
 from tests.system.verifier import dead_letter_value_problem
+from tests.system.workload import generate
 
 pytestmark = pytest.mark.kafka
 
@@ -125,4 +127,37 @@ async def test_f2_a_fact_the_producer_refuses_does_not_silently_drop_every_later
     assert on_topic == len(later), (
         f"publish_encoded returned {accepted} for the big fact and {all(later)} for the {len(later)} later "
         f"ones; flush() {'returned' if flushed else 'hung past 15 s'}; the facts topic holds {on_topic}"
+    )
+
+
+F3_SETTINGS = Settings(session_timeout_ms=12_000, transaction_timeout_ms=4_000)
+
+
+async def test_f3_a_reducer_whose_transaction_timed_out_but_still_owns_the_partition_resumes_it(
+    system_run: Callable[..., Awaitable[Run]],
+) -> None:
+    """One reducer, session timeout 12 s, transaction timeout 4 s. Pause it (SIGSTOP) while it holds an
+    open transaction for 8 s: longer than the transaction timeout, so the broker aborts the transaction
+    and bumps the producer epoch, but shorter than the session timeout, so the group keeps the partition
+    with this reducer (no rebalance). After SIGCONT its next send or commit is refused as "fenced". A
+    broker restart during a transaction ends the same way (test 5). No other instance owns the partition:
+    the reducer must take it up again (new producer, committed offset, restore) and drain it."""
+    run = await system_run(settings=F3_SETTINGS, threads=300)
+    facts = generate(Workload(seed=run.seed, threads=300, concurrency=32))
+    await run.setup(witness=False)
+    reducer = run.start_reducer()
+    run.publish_in_background(facts, rate=300.0, label="load")
+    open_txn = await faults.pause_holding_open_transaction(run, reducer)
+    await asyncio.sleep(F3_SETTINGS.transaction_timeout_ms / 1000 + 4)
+    faults.resume(run, reducer)
+    await run.publishing_done()
+    drained = await run.wait_drained(30)
+    fenced = [e for e in reducer.events if e.get("event") == "partition_fenced"]
+    committed = await kafkaview.committed_offsets(run.bootstrap, run.group, run.facts)
+    ends = await kafkaview.end_offsets(run.bootstrap, run.facts)
+    run.history.write("f3", open_txn=sorted(open_txn), fenced=[e.get("partition") for e in fenced])
+    assert drained is not None, (
+        f"the only reducer left partitions {sorted(p for p in ends if committed.get(p) != ends[p])} undrained "
+        f"30 s after the publishing ended (committed {committed}, end {ends}); it logged partition_fenced for "
+        f"{[e.get('partition') for e in fenced]} and was never assigned them again -- {run.history.describe()}"
     )

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from services.demo.generator import Workload
 from tests.support.kafka import read_topic
-from tests.system import faults, kafkaview
+from tests.system import faults
 from tests.system.scenario import Run
 from tests.system.workload import generate
 
 pytestmark = pytest.mark.kafka
-
-
-async def _open_changelog_txn(run: Run, partitions: set[int]) -> dict[int, tuple[int, int]]:
-    """Changelog partitions among ``partitions`` whose stable offset is below their end: an open transaction.
-
-    Changelog partition P is written only by the owner of facts partition P, so an open range there is
-    the owner's transaction. Returns ``{partition: (stable offset, end offset)}``.
-    """
-    stable = await kafkaview.end_offsets(run.bootstrap, run.changelog, "read_committed")
-    end = await kafkaview.end_offsets(run.bootstrap, run.changelog, "read_uncommitted")
-    return {p: (stable[p], end[p]) for p in partitions if stable[p] < end[p]}
 
 
 async def test_a_paused_reducer_holding_an_open_transaction_is_fenced_and_its_rows_never_show(
@@ -36,7 +24,6 @@ async def test_a_paused_reducer_holding_an_open_transaction_is_fenced_and_its_ro
     the other reducer takes its partitions. After SIGCONT the zombie must be fenced (or exit), the
     records of its open transaction must never become visible, and V1-V7 hold."""
     run = await system_run(threads=600)
-    rng = random.Random(run.seed)
     settings = run.settings
     pause_s = 1.5 * max(settings.session_timeout_ms, settings.transaction_timeout_ms) / 1000
     facts = generate(Workload(seed=run.seed, threads=600, concurrency=32))
@@ -44,22 +31,9 @@ async def test_a_paused_reducer_holding_an_open_transaction_is_fenced_and_its_ro
     zombie = run.start_reducer("reducer-a")
     other = run.start_reducer("reducer-b")
     run.publish_in_background(facts, rate=350.0, label="load")
-    await run.wait_progress(zombie, 3)
     await run.wait_progress(other, 3)
-
-    # Catch the zombie with a transaction open: stop it, look, let it go on if nothing is open.
-    open_txn: dict[int, tuple[int, int]] = {}
-    for attempt in range(100):
-        owned = zombie.owned_at(run.history.now())
-        zombie.pause()
-        open_txn = await _open_changelog_txn(run, owned) if owned else {}
-        run.history.write("probe", attempt=attempt, owned=sorted(owned), open={str(k): v for k, v in open_txn.items()})
-        if open_txn:
-            break
-        zombie.resume()
-        await asyncio.sleep(rng.uniform(0.02, 0.3))
-    assert open_txn, f"never caught the reducer with an open transaction in 100 tries -- {run.history.describe()}"
-    stopped_at = run.fault_started("sigstop", zombie.name, open_txn={str(k): v for k, v in open_txn.items()})
+    open_txn = await faults.pause_holding_open_transaction(run, zombie)
+    stopped_at = run.history.now()
 
     await asyncio.sleep(pause_s)
     taken = {p for p in open_txn if p in other.owned_at(run.history.now())}

@@ -81,6 +81,11 @@ class Publisher:
         self._big: AIOKafkaProducer | None = None
         self._started = False
 
+    @property
+    def fact_publisher(self) -> FactPublisher:
+        """The real ``FactPublisher`` (its ``failed`` / ``refused`` counters are worth recording)."""
+        return self._publisher
+
     async def start(self) -> None:
         await self._publisher.start()
         self._started = True
