@@ -12,8 +12,8 @@ never races a commit.
 
 Failure handling per partition:
 
-* fenced producer (another instance owns the partition now): drop the worker, skip the partition's
-  records until the group assigns it again;
+* fenced producer: drop the worker; if the group has not revoked the partition two heartbeats later,
+  reset it (:meth:`Processor._reclaim_later` says why the broker itself may have fenced us);
 * any other error while committing: abort, then :meth:`Processor._reset` the partition (new producer,
   which fences and aborts anything still open; committed offset re-read; state restored from the
   changelog; consumer seeked back), retrying with backoff while the broker is unreachable.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -80,6 +80,8 @@ class Processor:
         self.restoring = False
         self.commits = 0
         self.negative_control = negative_control
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
         self._unsafe: UnsafeHooks | None = None
 
     # --- readiness -------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class Processor:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
-            heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 5),
+            heartbeat_interval_ms=int(self._heartbeat_s * 1000),
             max_poll_interval_ms=max(60_000, self.config.session_timeout_ms * 4),
         )
         self._consumer = consumer
@@ -133,6 +135,8 @@ class Processor:
                     async with self._lock:
                         await self._process(batch)
         finally:
+            for task in list(self._tasks):
+                task.cancel()
             async with self._lock:
                 for worker in list(self.workers.values()):
                     await worker.close()
@@ -164,6 +168,7 @@ class Processor:
             log.warning("partition_fenced", topic=tp.topic, partition=tp.partition)
             await worker.close()
             self.workers.pop(tp, None)
+            self._reclaim_later(tp)
             return
         except (TimeoutError, KafkaError, OSError) as error:
             self.metrics.transactions.labels(outcome="aborted").inc()
@@ -287,6 +292,7 @@ class Processor:
                 log.info("partition_reset", topic=tp.topic, partition=tp.partition)
                 return
             except _FENCED:
+                self._reclaim_later(tp)
                 return
             except (TimeoutError, KafkaError, OSError) as error:
                 log.warning("partition_reset_failed", partition=tp.partition, error=repr(error), retry_in_s=delay)
@@ -319,13 +325,38 @@ class Processor:
                 log.error("partition_assignment_failed", error=repr(error))
                 for tp in fresh:
                     if tp not in self.workers:
-                        asyncio.get_running_loop().create_task(self._reset_locked(tp))
+                        self._background(self._reset_locked(tp))
             log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
     async def _reset_locked(self, tp: TopicPartition) -> None:
         async with self._lock:
-            if tp not in self.workers:
+            if tp in self.assigned and tp not in self.workers:
                 await self._reset(tp)
+
+    def _reclaim_later(self, tp: TopicPartition) -> None:
+        """After a fencing error, take ``tp`` back unless the group revokes it first.
+
+        A fencing error means some producer with this partition's transactional id started after ours.
+        Usually that is a new owner, and the group revokes ``tp`` from us within a heartbeat or two. But
+        the broker also bumps the epoch itself when it aborts a transaction that outlived
+        ``transaction.timeout.ms`` (a paused process, a broker restart): then nobody else owns ``tp``
+        and dropping it would stall it for ever. So wait two heartbeats (outside the lock, so a
+        revocation can run), and if ``tp`` is still ours, reset it: the new producer fences whatever is
+        left, and the committed offset and the changelog are read again, so correctness never depends
+        on who wins.
+        """
+
+        async def reclaim() -> None:
+            await asyncio.sleep(2 * self._heartbeat_s)
+            log.info("partition_reclaim", topic=tp.topic, partition=tp.partition, still_assigned=tp in self.assigned)
+            await self._reset_locked(tp)
+
+        self._background(reclaim())
+
+    def _background(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
