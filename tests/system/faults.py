@@ -23,14 +23,14 @@ PROGRESS_COMMITS = 3
 
 async def kill9(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS) -> None:
     await run.wait_progress(proc, progress)
-    run.fault_started("kill9", proc.name, commits=proc.commits, pid=proc.pid)
+    run.fault_started("kill9", proc.name, progress=proc.progress, pid=proc.pid)
     await asyncio.to_thread(proc.kill9)
     run.fault_ended("kill9", proc.name)
 
 
 async def sigterm(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS, within_s: float = 45) -> int:
     await run.wait_progress(proc, progress)
-    run.fault_started("sigterm", proc.name, commits=proc.commits, pid=proc.pid)
+    run.fault_started("sigterm", proc.name, progress=proc.progress, pid=proc.pid)
     rc = await asyncio.to_thread(proc.terminate, within_s)
     run.fault_ended("sigterm", proc.name, rc=rc)
     return rc
@@ -38,7 +38,7 @@ async def sigterm(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_CO
 
 async def pause(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS) -> None:
     await run.wait_progress(proc, progress)
-    run.fault_started("sigstop", proc.name, commits=proc.commits, pid=proc.pid)
+    run.fault_started("sigstop", proc.name, progress=proc.progress, pid=proc.pid)
     proc.pause()
 
 

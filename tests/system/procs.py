@@ -223,8 +223,13 @@ class ServiceProcess:
                 owned -= set(line.get("partitions") or ())
         return owned
 
-    def _progress(self) -> int:
+    @property
+    def progress(self) -> int:
+        """Commits of a reducer, accepted batches of a sender."""
         return self.commits if self.module == "services.processor" else self.deliveries
+
+    def _progress(self) -> int:
+        return self.progress
 
     def log_tail(self, lines: int = 30) -> str:
         parts = []

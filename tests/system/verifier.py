@@ -87,7 +87,7 @@ def _sha1(value: bytes | None) -> str:
     return hashlib.sha1(value or b"").hexdigest()
 
 
-def _header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None:
+def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None:
     for key, value in headers or ():
         if key == name:
             return bytes(value).decode("utf-8", "replace")
@@ -99,7 +99,7 @@ def rows_from_records(records: Iterable[Any]) -> list[Row]:
     rows = [
         Row(
             family=r.key.decode("utf-8", "replace") if r.key is not None else "",
-            row_id=_header(r.headers, "row-id"),
+            row_id=header(r.headers, "row-id"),
             digest=_sha1(r.value),
             partition=r.partition,
             offset=r.offset,
@@ -119,7 +119,7 @@ def rows_from_watcher(lines: Iterable[Mapping[str, Any]]) -> list[Row]:
     return sorted(rows, key=lambda r: (r.partition, r.offset))
 
 
-def _sample(items: Iterable[Any]) -> str:
+def sample(items: Iterable[Any]) -> str:
     items = list(items)
     shown = ", ".join(str(i) for i in items[:MAX_DETAIL_ITEMS])
     return f"{shown}{', ...' if len(items) > MAX_DETAIL_ITEMS else ''} ({len(items)} in all)"
@@ -134,14 +134,14 @@ def check_rows(oracle: Oracle, rows: Sequence[Row], *, prefix: str = "") -> list
     v1 = Check(
         f"{prefix}V1 no row missing",
         not missing,
-        f"{len(rows)} rows seen, {len(expected_ids)} expected; missing: {_sample(missing)}"
+        f"{len(rows)} rows seen, {len(expected_ids)} expected; missing: {sample(missing)}"
         if missing
         else f"{len(expected_ids)} expected rows all present",
     )
     v2 = Check(
         f"{prefix}V2 no row duplicated",
         not duplicated,
-        f"duplicated row ids: {_sample(f'{i} x{ids[i]}' for i in duplicated)}"
+        f"duplicated row ids: {sample(f'{i} x{ids[i]}' for i in duplicated)}"
         if duplicated
         else f"{len(ids)} distinct row ids",
     )
@@ -165,7 +165,7 @@ def check_rows(oracle: Oracle, rows: Sequence[Row], *, prefix: str = "") -> list
     v3 = Check(
         f"{prefix}V3 rows per family equal the oracle's, in order",
         not wrong,
-        _sample(wrong) if wrong else f"{len(oracle.rows_by_family)} families equal",
+        sample(wrong) if wrong else f"{len(oracle.rows_by_family)} families equal",
     )
     return [v1, v2, v3]
 
@@ -199,7 +199,7 @@ def check_changelog(oracle: Oracle, changelog_records: Iterable[Any]) -> Check:
     return Check(
         "V4 latest changelog state equals the oracle's final state",
         not problems,
-        _sample(problems) if problems else f"{keys} keys over {oracle.partitions} partitions equal",
+        sample(problems) if problems else f"{keys} keys over {oracle.partitions} partitions equal",
     )
 
 
@@ -213,7 +213,7 @@ def check_processor_offsets(committed: Mapping[int, int | None], facts_end: Mapp
     return Check(
         "V5 reducer committed offsets equal end offsets",
         not problems,
-        _sample(problems) if problems else f"{len(facts_end)} partitions at {dict(sorted(facts_end.items()))}",
+        sample(problems) if problems else f"{len(facts_end)} partitions at {dict(sorted(facts_end.items()))}",
     )
 
 
@@ -230,7 +230,7 @@ def check_sender_offsets(committed: Mapping[int, int | None], rows: Sequence[Row
     return Check(
         "V5 sender committed offsets past the last row",
         not problems,
-        _sample(problems) if problems else f"{len(last)} partitions drained",
+        sample(problems) if problems else f"{len(last)} partitions drained",
     )
 
 
@@ -245,7 +245,7 @@ def check_open_transactions(ends: Mapping[str, tuple[Mapping[int, int], Mapping[
     return Check(
         "V6 no transaction left open",
         not problems,
-        _sample(problems) if problems else f"stable == end on {len(ends)} topics (after {waited_s:.1f} s)",
+        sample(problems) if problems else f"stable == end on {len(ends)} topics (after {waited_s:.1f} s)",
     )
 
 
@@ -272,7 +272,7 @@ def check_dead_letters(
     reasons: Counter[str] = Counter()
     records = list(dlq_records)
     for record in records:
-        headers = {name: _header(record.headers, name) for name in DLQ_HEADERS}
+        headers = {name: header(record.headers, name) for name in DLQ_HEADERS}
         absent = [name for name, value in headers.items() if not value]
         if absent:
             problems.append(f"dlq offset {record.partition}/{record.offset}: headers missing {absent}")
@@ -298,9 +298,9 @@ def check_dead_letters(
     duplicates = [s for s, n in seen.items() if n > 1]
     missing = [s for s in oracle.dead_letters if s not in seen]
     if duplicates:
-        problems.append(f"duplicated dead letters: {_sample(duplicates)}")
+        problems.append(f"duplicated dead letters: {sample(duplicates)}")
     if missing:
-        problems.append(f"expected dead letters missing: {_sample(missing)}")
+        problems.append(f"expected dead letters missing: {sample(missing)}")
     if ledger is not None:
         for reason, count in ledger.poison.items():
             if reasons.get(reason, 0) != count:
@@ -308,7 +308,7 @@ def check_dead_letters(
     return Check(
         "D dead letters equal the expected set, once each, with headers",
         not problems,
-        _sample(problems) if problems else f"{len(records)} dead letters {dict(reasons)}",
+        sample(problems) if problems else f"{len(records)} dead letters {dict(reasons)}",
     )
 
 
@@ -316,10 +316,10 @@ def dead_letter_value_problem(record: Any, original: bytes) -> str | None:
     """The value must be the fact's bytes; a value cut for size must say so (``dlq.value.size`` and
     ``dlq.value.sha256`` of the original) and be a prefix of it."""
     value = record.value or b""
-    size = _header(record.headers, "dlq.value.size")
+    size = header(record.headers, "dlq.value.size")
     if size is None:
         return None if value == original else f"value ({len(value)} B) is not the fact's bytes ({len(original)} B)"
-    digest = _header(record.headers, "dlq.value.sha256")
+    digest = header(record.headers, "dlq.value.sha256")
     if int(size) != len(original) or digest != hashlib.sha256(original).hexdigest():
         return f"cut value's size/digest headers ({size}, {digest}) do not describe the fact"
     if not original.startswith(value):
