@@ -32,6 +32,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.demo.endpoint import RecordingEndpoint
 from services.localkafka import BrokerHandle
 from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
 from tests.support.kafka import random_topic_name, wait_until
@@ -110,6 +111,7 @@ class Run:
         self.verdict: Verdict | None = None
         self._background: list[asyncio.Task[Any]] = []
         self.witness_lines: list[dict[str, Any]] = []
+        self.endpoints: list[RecordingEndpoint] = []
         self.oracle: Oracle | None = None
 
     # --- setup -----------------------------------------------------------------------------------
@@ -205,6 +207,13 @@ class Run:
         self, base: str = "reducer", *, crash: str | None = None, negative: str | None = None, **extra: str
     ) -> ServiceProcess:
         return self.procs.start(base, "services.processor", self.reducer_env(crash=crash, negative=negative, **extra))
+
+    def start_endpoint(self) -> RecordingEndpoint:
+        """The loopback endpoint, in this process, recording every request to ``<log dir>/endpoint.jsonl``."""
+        endpoint = RecordingEndpoint(record_file=self.log_dir / "endpoint.jsonl").start()
+        self.endpoints.append(endpoint)
+        self.history.write("endpoint_start", url=endpoint.url, record_file=str(self.log_dir / "endpoint.jsonl"))
+        return endpoint
 
     def sender_env(self, endpoint_url: str, **extra: str) -> dict[str, str]:
         env = {
@@ -430,6 +439,8 @@ class Run:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self.procs.cleanup_all()
+        for endpoint in self.endpoints:
+            endpoint.stop()
         try:
             await asyncio.wait_for(self.publisher.close(), 30)
         except Exception as error:

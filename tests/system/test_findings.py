@@ -161,3 +161,63 @@ async def test_f3_a_reducer_whose_transaction_timed_out_but_still_owns_the_parti
         f"30 s after the publishing ended (committed {committed}, end {ends}); it logged partition_fenced for "
         f"{[e.get('partition') for e in fenced]} and was never assigned them again -- {run.history.describe()}"
     )
+
+
+async def test_f4_a_batch_resent_after_a_sender_crash_carries_the_idempotency_key_it_was_accepted_under(
+    system_run: Callable[..., Awaitable[Run]],
+) -> None:
+    """kafka-notes §6: each request carries an idempotency key derived from its rows' ids, "so a receiver
+    can drop a batch it has already accepted when a crash makes the sender send it again".
+
+    One partition. A few families whose rows never travel alone; the sender's batch (the whole topic so
+    far) is accepted by the endpoint, which holds the answer (stall); more rows arrive meanwhile; the
+    sender is killed before it sees the answer, so nothing is committed. The next sender resends from
+    the committed offset. The rows the endpoint accepted under the first key must come again under that
+    key (a receiver drops the repeat) -- not inside a bigger batch under a new key."""
+    run = await system_run(partitions=1)
+    endpoint = run.start_endpoint()
+    init = [(None, encode_fact(sample_initialize()))]
+    first = init + [fact for index in range(3) for fact in family(f"thread-f4-{index}", 40 + index)]
+    second = [fact for index in range(3, 6) for fact in family(f"thread-f4-{index}", 40 + index)]
+    await run.setup(witness=False)
+    run.start_reducer()
+    publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f4")
+    await publisher.start()
+    try:
+        for key, value in first:
+            publisher.publish_encoded(publisher_key(key), value)
+        await asyncio.wait_for(publisher.flush(), 30)
+        assert await run.wait_drained(60) is not None
+        endpoint.stall(30.0, count=1, accept=True)
+        env = {"SENDER_REQUEST_TIMEOUT_S": "60", "SENDER_MAX_BATCH_ROWS": "500"}
+        sender = run.start_sender(endpoint.url, **env)
+        deadline = asyncio.get_running_loop().time() + 60
+        while not endpoint.requests:
+            assert asyncio.get_running_loop().time() < deadline, f"the sender sent nothing\n{sender.log_tail()}"
+            await asyncio.sleep(0.1)
+        for key, value in second:  # more rows while the first batch's answer is held
+            publisher.publish_encoded(publisher_key(key), value)
+        await asyncio.wait_for(publisher.flush(), 30)
+    finally:
+        await asyncio.wait_for(publisher.close(), 30)
+    assert await run.wait_drained(60) is not None  # the reducer is done; the sender still waits
+    await faults.kill9(run, sender, progress=0)
+    run.start_sender(endpoint.url, **env)
+    assert await run.wait_drained(60, sender=True) is not None
+    requests = [r for r in endpoint.requests if r.accepted]
+    first_key, first_rows = requests[0].idempotency_key, requests[0].events
+    again_same_key = [r for r in requests[1:] if r.idempotency_key == first_key]
+    again_other_key = [
+        r for r in requests[1:] if r.idempotency_key != first_key and any(e in r.events for e in first_rows)
+    ]
+    run.history.write(
+        "f4",
+        first_rows=len(first_rows),
+        resent_same_key=len(again_same_key),
+        resent_other_key=[len(r.events) for r in again_other_key],
+    )
+    assert not again_other_key, (
+        f"the {len(first_rows)} rows accepted under key {first_key[:12]} were sent again inside batches of "
+        f"{[len(r.events) for r in again_other_key]} rows under other keys: a receiver that drops repeated keys "
+        f"keeps them twice -- {run.history.describe()}"
+    )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import pytest
 
-from services.demo.endpoint import RandomFailures, RecordingEndpoint, ResetConnection, Stall, Throttle, Unavailable
+from services.demo.endpoint import RandomFailures, ResetConnection, Stall, Throttle, Unavailable
 from services.demo.generator import Workload
 from tests.system import faults, kafkaview
 from tests.system.delivery import canonical, check_delivery, check_retry_behaviour
@@ -39,20 +39,15 @@ OUTAGE_RETRY_AFTER_S = 2.0
 THROTTLE_RETRY_AFTER_S = 1.0
 
 
-@pytest.fixture
-def endpoint() -> Iterator[RecordingEndpoint]:
-    with RecordingEndpoint() as server:
-        yield server
-
-
 async def test_sender_under_endpoint_faults_loses_nothing_and_honours_retry_after(
-    system_run: Callable[..., Awaitable[Run]], endpoint: RecordingEndpoint
+    system_run: Callable[..., Awaitable[Run]],
 ) -> None:
     """503 + Retry-After for 60 s, then 429s (Retry-After), accepted-but-timed-out requests, connection
     resets and random 10 % 5xx until healed; a sender kill -9 during the outage and one after it.
     0 rows lost, 0 duplicates a receiver cannot drop by idempotency key, Retry-After honoured, backoff
     capped, no retry storm, sender lag 0 within 60 s after the outage ends; V1-V8 on the Kafka side."""
     run = await system_run(threads=600)
+    endpoint = run.start_endpoint()
     facts = generate(Workload(seed=run.seed, threads=600, concurrency=32))
     await run.setup()
     run.start_reducer("reducer-1")
@@ -123,7 +118,7 @@ def _history(run: Run) -> list[dict[str, Any]]:
 
 
 async def test_rows_the_endpoint_refuses_are_dead_lettered_after_at_most_one_retry(
-    system_run: Callable[..., Awaitable[Run]], endpoint: RecordingEndpoint
+    system_run: Callable[..., Awaitable[Run]],
 ) -> None:
     """The endpoint answers 400 to any request holding a row of thread A, 422 for thread B and 413 for
     thread C. Rows of A and B reach the dead-letter topic with their status and a response excerpt,
@@ -131,6 +126,7 @@ async def test_rows_the_endpoint_refuses_are_dead_lettered_after_at_most_one_ret
     travel alone (each dead-lettered after a single-row 413). Every other row is delivered:
     delivered + dead-lettered == total, nothing twice. V1-V8 on the Kafka side."""
     run = await system_run(threads=300)
+    endpoint = run.start_endpoint()
     facts = generate(Workload(seed=run.seed, threads=300, concurrency=32))
     families = Counter(f.key for f in facts if f.key is not None and f.key.startswith("thr-"))
     thread_a, thread_b, thread_c = (key for key, _ in families.most_common(3))
