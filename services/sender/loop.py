@@ -93,6 +93,8 @@ DLQ_SOURCE_PARTITION: Final = "source-partition"
 DLQ_SOURCE_OFFSET: Final = "source-offset"
 
 _CLIENT_ID: Final = "review-analytics-sender"
+ANNOUNCED_BATCH_PREFIX: Final = "tail-batch-end="
+"""Commit metadata naming the last offset of a tail batch sent but not yet committed."""
 _POLL_TIMEOUT_S: Final = 0.2
 _REVOKE_WAIT_S: Final = 10.0
 
@@ -204,7 +206,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         await self._sender._on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._sender._on_assigned(assigned)
+        await self._sender._on_assigned(assigned)
 
 
 class Sender:
@@ -238,6 +240,8 @@ class Sender:
         self._running = False
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._failure: BaseException | None = None
+        self._announced: dict[TopicPartition, tuple[int, int]] = {}
+        """Per partition: (first, last) offset of a tail batch a previous owner announced and never committed."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -325,14 +329,14 @@ class Sender:
         """Deliver one fetched chunk of a partition, batch by batch, committing after each batch."""
         structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
         rows = [row_from_record(record) for record in records]
-        batches = split_batches(
-            rows, travels_alone, self._config.max_batch_rows, self._config.max_batch_bytes, size_of=_size
-        )
+        batches = self._batches(tp, rows)
         for index, batch in enumerate(batches):
             if self._stopping.is_set():
                 _log.info("chunk_left_for_restart", batches_left=len(batches) - index, from_offset=batch[0].offset)
                 return
             try:
+                if index == len(batches) - 1:
+                    await self._announce_tail_batch(tp, batch)
                 await self._settle(tp, batch, may_retry_refusal=True)
                 next_offset = batch[-1].offset + 1
                 if index == len(batches) - 1:
@@ -346,6 +350,36 @@ class Sender:
                 return
             except _PartitionLost:
                 return
+
+    def _split(self, rows: list[OutboundRow]) -> list[list[OutboundRow]]:
+        return split_batches(
+            rows, travels_alone, self._config.max_batch_rows, self._config.max_batch_bytes, size_of=_size
+        )
+
+    def _batches(self, tp: TopicPartition, rows: list[OutboundRow]) -> list[list[OutboundRow]]:
+        """The chunk's request batches. If a previous owner announced an unacknowledged tail batch starting
+        here, rebuild exactly that batch first, so a resend carries the idempotency key it may have been
+        accepted under (see :meth:`_announce_tail_batch`)."""
+        announced = self._announced.pop(tp, None)
+        if announced is None or not rows or rows[0].offset != announced[0]:
+            return self._split(rows)
+        head = [row for row in rows if row.offset <= announced[1]]
+        if head[-1].offset < announced[1]:
+            _log.warning("announced_batch_incomplete", start=announced[0], end=announced[1], got=head[-1].offset)
+        return self._split(head) + self._split(rows[len(head) :])
+
+    async def _announce_tail_batch(self, tp: TopicPartition, batch: list[OutboundRow]) -> None:
+        """Record where a chunk's last batch ends, in the commit metadata, before sending it.
+
+        Batches cut by the rules (isolated rows, row and byte caps) are a function of their first offset,
+        so a resend from the committed offset rebuilds them exactly, with the same idempotency key. The
+        last batch of a chunk is cut by where the fetch happened to end instead: after a crash or a
+        rebalance between its POST and its commit, the next owner would fetch more rows and send a larger
+        batch under a new key, and a receiver that de-duplicates by key would keep its rows twice. So the
+        tail batch's end offset is committed (at its first offset, which changes no position) as metadata
+        first, and the next owner reads it on assignment.
+        """
+        await self._consumer.commit({tp: (batch[0].offset, f"{ANNOUNCED_BATCH_PREFIX}{batch[-1].offset}")})
 
     # -- delivering one batch ----------------------------------------------------------------------------
 
@@ -520,8 +554,34 @@ class Sender:
             in_flight_dropped=len(cancelled),
         )
 
-    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        _log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._announced = {}
+        if assigned:
+            try:
+                committed = await committed_with_metadata(self._consumer, assigned)
+            except KafkaError as exc:  # without the announcements a resend only risks a new idempotency key
+                _log.warning("announced_batches_unread", error=str(exc))
+                committed = {}
+            for tp, (offset, metadata) in committed.items():
+                if metadata.startswith(ANNOUNCED_BATCH_PREFIX) and offset >= 0:
+                    self._announced[tp] = (offset, int(metadata[len(ANNOUNCED_BATCH_PREFIX) :]))
+        _log.info(
+            "partitions_assigned",
+            partitions=sorted(tp.partition for tp in assigned),
+            announced_batches={tp.partition: end for tp, (_, end) in self._announced.items()},
+        )
+
+
+async def committed_with_metadata(
+    consumer: AIOKafkaConsumer, partitions: set[TopicPartition]
+) -> dict[TopicPartition, tuple[int, str]]:
+    """Committed offsets *with their metadata* (``AIOKafkaConsumer.committed`` returns the offset only).
+
+    Uses the consumer's group coordinator, the same call ``committed`` makes; covered by
+    ``tests/integration/test_sender_delivery.py`` so an aiokafka upgrade that changes it fails loudly.
+    """
+    found = await consumer._coordinator.fetch_committed_offsets(list(partitions))
+    return {tp: (int(meta.offset), str(meta.metadata or "")) for tp, meta in found.items()}
 
 
 def _status_class(status: int | None, reason: str) -> str:

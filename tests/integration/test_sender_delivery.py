@@ -148,6 +148,12 @@ async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> 
     return {p: (found.get(p) if found.get(p, -1) >= 0 else None) for p in range(partitions)}
 
 
+async def progress(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """Rows committed past per partition (0 when the group committed nothing, or only a tail-batch
+    announcement at the first offset, which moves nothing)."""
+    return {p: offset or 0 for p, offset in (await committed(bootstrap, group, topic, partitions)).items()}
+
+
 def expected_ends(rows: Sequence[InputRow], partitions: int) -> dict[int, int | None]:
     """Committed offset per partition once everything is done (no transactions: offsets are contiguous)."""
     return {p: sum(1 for r in rows if r.partition == p) or None for p in range(partitions)}
@@ -431,9 +437,9 @@ async def test_offsets_are_not_committed_while_the_endpoint_is_down_and_a_restar
 
     async with running_sender(kafka_bootstrap, topics, recording_endpoint) as first:
         await wait_until(lambda: len(recording_endpoint.requests) >= 10, timeout=30, message="retries while down")
-        assert await committed(kafka_bootstrap, topics.group, topics.events, 2) == {0: None, 1: None}
+        assert await progress(kafka_bootstrap, topics.group, topics.events, 2) == {0: 0, 1: 0}
     assert first.task.done() and first.task.exception() is None  # stopped cleanly while retrying
-    assert await committed(kafka_bootstrap, topics.group, topics.events, 2) == {0: None, 1: None}
+    assert await progress(kafka_bootstrap, topics.group, topics.events, 2) == {0: 0, 1: 0}
     assert recording_endpoint.accepted_events() == []
 
     recording_endpoint.clear_faults()
@@ -458,7 +464,7 @@ async def test_a_rejected_token_is_retried_not_dead_lettered_until_a_sender_with
         async with running_sender(kafka_bootstrap, topics, endpoint, auth_token=Secret("expired")) as wrong:
             await wait_until(lambda: len(endpoint.requests) >= 5, timeout=30, message="401s being retried")
         assert {r.status for r in endpoint.requests} == {401}
-        assert await committed(kafka_bootstrap, topics.group, topics.events, 1) == {0: None}
+        assert await progress(kafka_bootstrap, topics.group, topics.events, 1) == {0: 0}
         assert (
             wrong.registry.get_sample_value("review_analytics_sender_rows_dead_lettered_total", {"reason": "rejected"})
             is None
@@ -525,3 +531,31 @@ async def test_a_missing_topic_stops_the_sender_at_startup_with_a_config_error(
     with pytest.raises(ConfigError, match=setting):
         async with running_sender(kafka_bootstrap, topics, recording_endpoint) as running:
             await asyncio.wait_for(running.task, timeout=30)
+
+
+async def test_a_tail_batch_resent_after_a_crash_is_rebuilt_with_the_key_it_was_sent_under(
+    kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
+) -> None:
+    """F4: the endpoint stalls the answer to the first batch; the sender stops before the answer, more rows
+    arrive, and the next sender must resend exactly the first batch (same idempotency key) before the rest."""
+    topics = await make_topics(kafka_bootstrap, "sender-tail-batch", partitions=1)
+    rows = rows_over(1, 10)
+    await produce(kafka_bootstrap, topics.events, rows[:5])
+    recording_endpoint.stall(seconds=3.0, count=1)
+    async with running_sender(kafka_bootstrap, topics, recording_endpoint, request_timeout_s=1.0) as first:
+        await wait_until(lambda: len(recording_endpoint.requests) >= 1, timeout=30, message="first batch sent")
+        first.sender.stop()
+    (announced,) = recording_endpoint.requests
+    assert await progress(kafka_bootstrap, topics.group, topics.events, 1) == {0: 0}
+    await produce(kafka_bootstrap, topics.events, rows[5:])
+    recording_endpoint.clear_faults()
+    async with running_sender(kafka_bootstrap, topics, recording_endpoint):
+
+        async def everything_committed() -> bool:
+            return await progress(kafka_bootstrap, topics.group, topics.events, 1) == {0: 10}
+
+        await wait_until(everything_committed, timeout=60, message="all ten rows committed")
+    resent = recording_endpoint.requests[1]
+    assert resent.idempotency_key == announced.idempotency_key
+    assert len(resent.events) == 5
+    assert sorted(seqs(recording_endpoint.unique_accepted_events())) == [row.seq for row in rows]
