@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from services.localkafka import BrokerHandle
 from tests.support.kafka import start_broker_on_free_ports
-from tests.system.history import History
+from tests.system.history import SESSION_MARKER, History, history_dir
 from tests.system.scenario import Run, Settings
 
 
@@ -32,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the reliability soak (tests/system, marked 'soak'; about 30 minutes, not for CI)",
     )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark the session's start, so ``python -m tests.system.report`` summarises this session's histories."""
+    if not hasattr(session.config, "workerinput"):
+        (history_dir() / SESSION_MARKER).write_text(f"{time.time()}\n")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -47,6 +54,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     runs: list[Run] = getattr(item, "_system_runs", [])
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        for run in runs:
+            run.history.write("pytest", outcome=report.outcome, when=report.when)
     if report.failed and runs:
         text = "\n".join(run.history.describe() for run in runs)
         report.sections.append(("system run (seed and history)", text))

@@ -17,8 +17,8 @@ id(s); the endpoint's parsed rows are canonicalised the same way.
   request timeout + backoff cap (+1 s of scheduling slack);
 - R3 no retry storm: while the endpoint is down, requests stay within what R1 allows (x1.5).
 
-R1/R2 skip pairs of attempts with a sender kill in between (a new process does not know the old one's
-wait).
+R1/R2 skip pairs of attempts with a sender interruption in between (a kill, or a rebalance that moved
+the partition: the new owner does not know the old one's wait).
 """
 
 from __future__ import annotations
@@ -126,17 +126,18 @@ def check_retry_behaviour(
     requests: Sequence[Any],
     *,
     retry_after_by_fault: dict[str, float],
-    kills: Iterable[float],
+    interruptions: Iterable[float],
     request_timeout_s: float,
     backoff_cap_s: float,
     outage: tuple[float, float] | None = None,
 ) -> tuple[list[Check], dict[str, float]]:
-    """R1-R3 from the endpoint's record. Times are unix times (``received_at``); ``kills`` too.
+    """R1-R3 from the endpoint's record. Times are unix times (``received_at``), as are ``interruptions``.
 
-    ``retry_after_by_fault``: the Retry-After (s) the endpoint sent with each fault kind, e.g.
+    ``interruptions``: unix times of sender kills and revocations. ``retry_after_by_fault``: the
+    Retry-After (s) the endpoint sent with each fault kind, e.g.
     ``{"unavailable": 2.0, "throttle": 1.0}``.
     """
-    kill_times = sorted(kills)
+    kill_times = sorted(interruptions)
     attempts: dict[str, list[Any]] = defaultdict(list)
     for request in requests:
         if request.idempotency_key:

@@ -35,6 +35,8 @@ from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO_ROOT / "var" / "system-history"
+SESSION_MARKER = ".last-session"
+"""File in the history directory holding the unix start time of the last pytest session of the suite."""
 
 
 def history_dir() -> Path:

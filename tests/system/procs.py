@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +41,7 @@ INTERESTING_EVENTS = frozenset(
         "partition_restored",
         "partition_reset",
         "partition_reset_failed",
+        "partition_reclaim",
         "partition_assignment_failed",
         "transaction_failed",
         "negative_control_active",
@@ -81,6 +82,8 @@ class ServiceProcess:
         self.events: list[dict[str, Any]] = []  # the INTERESTING_EVENTS lines, parsed
         self.returncode: int | None = None
         self.paused = False
+        self.on_event: Callable[[dict[str, Any]], None] | None = None
+        """Called on the reader thread for every INTERESTING_EVENTS line (a fault that must hit a moment)."""
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -299,6 +302,8 @@ class ServiceProcess:
             line["_t"] = self.history.write("log", proc=self.name, event=event, **fields)
             with self._cond:
                 self.events.append(line)
+            if self.on_event is not None:
+                self.on_event(line)
 
 
 class Processes:

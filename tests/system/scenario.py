@@ -231,6 +231,21 @@ class Run:
     def start_sender(self, endpoint_url: str, base: str = "sender", **extra: str) -> ServiceProcess:
         return self.procs.start(base, "services.sender", self.sender_env(endpoint_url, **extra))
 
+    def sender_interruptions(self) -> list[float]:
+        """Unix times at which a sender lost partitions (kill -9, SIGTERM, or a rebalance revoking them):
+        a batch resent after one of these comes from another owner, who does not know the old one's wait."""
+        start = self.history.started_unix
+        senders = {p.name for p in self.procs.all if p.module == "services.sender"}
+        times = [start + f["t"] for f in self.faults if f["target"] in senders]
+        for proc in self.procs.all:
+            if proc.module == "services.sender":
+                times += [
+                    start + e["_t"]
+                    for e in proc.events
+                    if e.get("event") == "partitions_revoked" and e.get("partitions")
+                ]
+        return sorted(times)
+
     def reducers(self) -> list[ServiceProcess]:
         return self.procs.running("services.processor")
 

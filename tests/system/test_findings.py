@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
+import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from schemas.codec import MAX_FACT_BYTES, encode_fact
 from services.config import KafkaSettings
 from services.demo.generator import Workload
+from services.localkafka import BrokerHandle
 from services.producer import BROADCAST, FactPublisher
 from tests.support.builders import (
     completed_command_item,
@@ -141,10 +146,12 @@ async def test_f3_a_reducer_whose_transaction_timed_out_but_still_owns_the_parti
     and bumps the producer epoch, but shorter than the session timeout, so the group keeps the partition
     with this reducer (no rebalance). After SIGCONT its next send or commit is refused as "fenced". A
     broker restart during a transaction ends the same way (test 5). No other instance owns the partition:
-    the reducer must take it up again (new producer, committed offset, restore) and drain it."""
-    run = await system_run(settings=F3_SETTINGS, threads=300)
-    facts = generate(Workload(seed=run.seed, threads=300, concurrency=32))
-    await run.setup(witness=False)
+    the reducer must take it up again (new producer, committed offset, restore) and drain it (F3) --
+    without skipping the facts that arrived while it was deciding to (F5): facts keep coming all along,
+    and the whole output is verified (V1-V7)."""
+    run = await system_run(settings=F3_SETTINGS, threads=400)
+    facts = generate(Workload(seed=run.seed, threads=400, concurrency=32))
+    await run.setup()
     reducer = run.start_reducer()
     run.publish_in_background(facts, rate=300.0, label="load")
     open_txn = await faults.pause_holding_open_transaction(run, reducer)
@@ -161,6 +168,49 @@ async def test_f3_a_reducer_whose_transaction_timed_out_but_still_owns_the_parti
         f"30 s after the publishing ended (committed {committed}, end {ends}); it logged partition_fenced for "
         f"{[e.get('partition') for e in fenced]} and was never assigned them again -- {run.history.describe()}"
     )
+    run.assert_ok(await run.verify())
+
+
+F5_SETTINGS = Settings(session_timeout_ms=12_000, transaction_timeout_ms=4_000)
+F5_BROKER_STOP_S = 3.0
+
+
+async def test_f5_a_reclaimed_partition_does_not_skip_the_facts_fetched_while_it_was_dropped(
+    system_run: Callable[..., Awaitable[Run]], private_broker: BrokerHandle
+) -> None:
+    """The F3 situation (the broker aborted the reducer's transaction while the group still gives it the
+    partition), on one partition under steady load. The reducer drops the partition, keeps polling it
+    (its records are skipped), and two heartbeats later takes it back (new producer, committed offset,
+    restore, seek back). The moment it logs ``partition_reclaim``, the broker is paused (SIGSTOP) for 3 s,
+    so taking the partition back is slow, as it was after the broker restart of test 5 where this was
+    found. A batch fetched before the seek back must not be reduced from where that fetch had got to:
+    every fact after the committed offset is reduced, once (V1-V7)."""
+    run = await system_run(settings=F5_SETTINGS, partitions=1, threads=600, broker=private_broker)
+    facts = generate(Workload(seed=run.seed, threads=600, concurrency=64))
+    await run.setup()
+    reducer = run.start_reducer()
+    broker_pid = private_broker.pid
+
+    def stop_broker_on_reclaim(line: dict[str, Any]) -> None:
+        if line.get("event") != "partition_reclaim" or reducer.on_event is None:
+            return
+        reducer.on_event = None  # once
+        run.fault_started("broker_sigstop", "broker", seconds=F5_BROKER_STOP_S, at="partition_reclaim")
+        os.killpg(broker_pid, signal.SIGSTOP)
+
+        def resume() -> None:
+            os.killpg(broker_pid, signal.SIGCONT)
+            run.fault_ended("broker_sigstop", "broker")
+
+        threading.Timer(F5_BROKER_STOP_S, resume).start()
+
+    reducer.on_event = stop_broker_on_reclaim
+    run.publish_in_background(facts, rate=500.0, label="load")
+    await faults.pause_holding_open_transaction(run, reducer)
+    await asyncio.sleep(F5_SETTINGS.transaction_timeout_ms / 1000 + 4)
+    faults.resume(run, reducer)
+    run.assert_ok(await run.verify())
+    assert any(f["kind"] == "broker_sigstop" for f in run.faults), "the reducer never reclaimed the partition"
 
 
 async def test_f4_a_batch_resent_after_a_sender_crash_carries_the_idempotency_key_it_was_accepted_under(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -64,7 +63,6 @@ class Cluster:
         self.senders = {
             f"sender-{i}": run.start_sender(endpoint.url, f"sender-{i}", **SENDER_ENV) for i in range(1, senders + 1)
         }
-        self.sender_kills: list[float] = []
 
     def pick(self, group: dict[str, ServiceProcess], rng: random.Random) -> str:
         ready = sorted(role for role, proc in group.items() if proc.progress >= faults.PROGRESS_COMMITS)
@@ -88,7 +86,6 @@ class Cluster:
             self.reducers[role] = run.start_reducer(role)
         elif kind == "sender_kill":
             role = self.pick(self.senders, rng)
-            self.sender_kills.append(time.time())
             await faults.kill9(run, self.senders[role])
             self.senders[role] = run.start_sender(endpoint.url, role, **SENDER_ENV)
         elif kind == "endpoint_outage":
@@ -135,7 +132,7 @@ async def heal_and_verify(run: Run, cluster: Cluster) -> None:
     retry_checks, retry_figures = check_retry_behaviour(
         requests,
         retry_after_by_fault={"unavailable": OUTAGE_RETRY_AFTER_S, "throttle": 1.0},
-        kills=cluster.sender_kills,
+        interruptions=run.sender_interruptions(),
         request_timeout_s=float(SENDER_ENV["SENDER_REQUEST_TIMEOUT_S"]),
         backoff_cap_s=float(SENDER_ENV["SENDER_BACKOFF_CAP_S"]),
     )

@@ -63,10 +63,8 @@ async def test_sender_under_endpoint_faults_loses_nothing_and_honours_retry_afte
     endpoint.add_fault(Stall(count=3, seconds=3.0, accept=True))
     endpoint.add_fault(ResetConnection(count=4))
     endpoint.add_fault(RandomFailures(probability=0.1, seed=run.seed, statuses=(500,)))
-    kills: list[float] = []
 
     await asyncio.sleep(OUTAGE_S / 3)
-    kills.append(time.time())
     await faults.kill9(run, sender)  # it delivered >= 3 batches before the outage
     sender = run.start_sender(endpoint.url, **SENDER_ENV)
     await asyncio.sleep(max(0.0, outage_start + OUTAGE_S - time.time()))
@@ -75,7 +73,6 @@ async def test_sender_under_endpoint_faults_loses_nothing_and_honours_retry_afte
     outage_end_t = run.history.now()
 
     await run.wait_progress(sender, 3, within_s=60)
-    kills.append(time.time())
     await faults.kill9(run, sender)
     sender = run.start_sender(endpoint.url, **SENDER_ENV)
     await run.wait_progress(sender, 3, within_s=60)
@@ -93,7 +90,7 @@ async def test_sender_under_endpoint_faults_loses_nothing_and_honours_retry_afte
     retry_checks, retry_figures = check_retry_behaviour(
         endpoint.requests,
         retry_after_by_fault={"unavailable": OUTAGE_RETRY_AFTER_S, "throttle": THROTTLE_RETRY_AFTER_S},
-        kills=kills,
+        interruptions=run.sender_interruptions(),
         request_timeout_s=float(SENDER_ENV["SENDER_REQUEST_TIMEOUT_S"]),
         backoff_cap_s=float(SENDER_ENV["SENDER_BACKOFF_CAP_S"]),
         outage=(outage_start, outage_end),
