@@ -81,6 +81,8 @@ class Processor:
         self.commits = 0
         self.negative_control = negative_control
         self._tasks: set[asyncio.Task[None]] = set()
+        self._seeks: dict[TopicPartition, int] = {}
+        """Seeks per partition: a batch polled across a seek of its partition is stale (see _process)."""
         self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
         self._unsafe: UnsafeHooks | None = None
 
@@ -128,12 +130,13 @@ class Processor:
         log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
         try:
             while not stop.is_set():
+                seeks = dict(self._seeks)
                 batch = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch_records
                 )
                 if batch:
                     async with self._lock:
-                        await self._process(batch)
+                        await self._process(batch, seeks)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -149,9 +152,34 @@ class Processor:
 
     # --- processing ------------------------------------------------------------------------------
 
-    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        jobs = [self._process_partition(tp, records) for tp, records in batch.items() if tp in self.workers]
+    async def _process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], seeks: dict[TopicPartition, int]
+    ) -> None:
+        """Reduce and commit each partition's records, concurrently.
+
+        Records of a partition that was (re)taken while ``getmany`` ran may have been fetched before its
+        seek, from anywhere ahead of the committed offset: they are dropped and the partition is sought
+        back to where its worker starts, so nothing is skipped (finding F5). A partition without a worker
+        (fenced, waiting to be reclaimed) is sought back when it is taken.
+        """
+        assert self._consumer is not None
+        jobs = []
+        for tp, records in batch.items():
+            worker = self.workers.get(tp)
+            if worker is None:
+                continue
+            if self._seeks.get(tp) != seeks.get(tp):
+                log.info("stale_fetch_dropped", partition=tp.partition, records=len(records), seek=worker.next_offset)
+                self._seek(tp, worker.next_offset)
+                continue
+            jobs.append(self._process_partition(tp, records))
         await asyncio.gather(*jobs)
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        """Move the consumer's position of ``tp``; every seek is counted, see :meth:`_process`."""
+        assert self._consumer is not None
+        self._consumer.seek(tp, offset)
+        self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         worker = self.workers[tp]
@@ -268,9 +296,10 @@ class Processor:
             self.restoring = False
         for tp in tps:
             if committed[tp] > 0:
-                consumer.seek(tp, committed[tp])
+                self._seek(tp, committed[tp])
             else:
                 await consumer.seek_to_beginning(tp)
+                self._seeks[tp] = self._seeks.get(tp, 0) + 1
             self.workers[tp] = PartitionWorker(
                 topic=tp.topic,
                 partition=tp.partition,
