@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.demo.endpoint import RecordingEndpoint
+from services.errors import ConfigError
 from services.localkafka import BrokerHandle
 from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
 from tests.support.kafka import random_topic_name, wait_until
@@ -127,7 +128,17 @@ class Run:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
-            await ensure_topics(admin, specs)
+            for attempt in range(1, 11):
+                try:
+                    await ensure_topics(admin, specs)
+                    break
+                except ConfigError as error:
+                    # ensure_topics describes the topics right after creating them; on a busy broker the
+                    # metadata may not show them yet ("has None partitions"). It is idempotent: try again.
+                    if "None partitions" not in str(error) or attempt == 10:
+                        raise
+                    self.history.write("ensure_topics_retry", attempt=attempt, error=str(error)[:200])
+                    await asyncio.sleep(0.5)
 
             async def leaders() -> bool:
                 described = await admin.describe_topics([s.name for s in specs])

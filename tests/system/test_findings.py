@@ -173,6 +173,7 @@ async def test_f3_a_reducer_whose_transaction_timed_out_but_still_owns_the_parti
 
 F5_SETTINGS = Settings(session_timeout_ms=12_000, transaction_timeout_ms=4_000)
 F5_BROKER_STOP_S = 3.0
+F6_BROKER_STOP_S = 6.0
 
 
 async def test_f5_a_reclaimed_partition_does_not_skip_the_facts_fetched_while_it_was_dropped(
@@ -185,6 +186,22 @@ async def test_f5_a_reclaimed_partition_does_not_skip_the_facts_fetched_while_it
     so taking the partition back is slow, as it was after the broker restart of test 5 where this was
     found. A batch fetched before the seek back must not be reduced from where that fetch had got to:
     every fact after the committed offset is reduced, once (V1-V7)."""
+    await reclaim_with_a_stopped_broker(system_run, private_broker, F5_BROKER_STOP_S)
+
+
+async def test_f6_a_partition_taken_back_while_the_broker_was_stalled_resumes_from_its_committed_offset(
+    system_run: Callable[..., Awaitable[Run]], private_broker: BrokerHandle
+) -> None:
+    """As F5, with the broker stopped for 6 s (more than two consumer heartbeats, less than the session
+    timeout) when the reducer takes the partition back: the committed offset it reads then must be the
+    group's (the last committed transaction's), never "none" read as 0 -- which would reduce the whole
+    partition again on top of the state restored from the changelog (every row twice, V2)."""
+    await reclaim_with_a_stopped_broker(system_run, private_broker, F6_BROKER_STOP_S)
+
+
+async def reclaim_with_a_stopped_broker(
+    system_run: Callable[..., Awaitable[Run]], private_broker: BrokerHandle, stop_s: float
+) -> None:
     run = await system_run(settings=F5_SETTINGS, partitions=1, threads=600, broker=private_broker)
     facts = generate(Workload(seed=run.seed, threads=600, concurrency=64))
     await run.setup()
@@ -195,14 +212,14 @@ async def test_f5_a_reclaimed_partition_does_not_skip_the_facts_fetched_while_it
         if line.get("event") != "partition_reclaim" or reducer.on_event is None:
             return
         reducer.on_event = None  # once
-        run.fault_started("broker_sigstop", "broker", seconds=F5_BROKER_STOP_S, at="partition_reclaim")
+        run.fault_started("broker_sigstop", "broker", seconds=stop_s, at="partition_reclaim")
         os.killpg(broker_pid, signal.SIGSTOP)
 
         def resume() -> None:
             os.killpg(broker_pid, signal.SIGCONT)
             run.fault_ended("broker_sigstop", "broker")
 
-        threading.Timer(F5_BROKER_STOP_S, resume).start()
+        threading.Timer(stop_s, resume).start()
 
     reducer.on_event = stop_broker_on_reclaim
     run.publish_in_background(facts, rate=500.0, label="load")
