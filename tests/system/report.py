@@ -71,6 +71,8 @@ def summarise(path: Path) -> dict[str, Any]:
         outcome = {"passed": "pass", "failed": "FAIL", "skipped": "skipped"}.get(pytest_outcome, pytest_outcome)
         if pytest_outcome == "failed" and not failed and not ends:
             outcome = "FAIL (before the verifier)"
+    if start.get("soak") and (figures.get("facts") or 0) < 900_000:
+        outcome += f" (smoke run: {figures.get('facts')} facts, not the full soak)"
     return {
         "test": start.get("test"),
         "seed": start.get("seed"),
