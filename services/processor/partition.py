@@ -32,6 +32,9 @@ from services.processor.deadletter import dead_letter
 from services.processor.faults import CrashPoints
 from services.processor.transaction import BatchOutput, abort_quietly
 
+INPUT_OFFSET_KEY: Final = b"o:"
+"""Changelog record holding the input offset the transaction commits: the changelog's own copy of the
+group's committed offset, used when the broker does not return the latter (``service._start_offset``)."""
 ROW_ID_HEADER: Final = "row-id"
 EVENT_TYPE_HEADER: Final = "event-type"
 
@@ -127,6 +130,7 @@ class PartitionWorker:
         out.changelog = [
             (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
         ]
+        out.changelog.append((INPUT_OFFSET_KEY, str(out.next_offset).encode()))
         return out
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, error: BaseException) -> Any:
@@ -155,8 +159,11 @@ async def restore_states(
     crash: CrashPoints,
     progress_every_s: float = 5.0,
     on_progress: Any = None,
-) -> dict[int, PartitionState]:
+) -> dict[int, tuple[PartitionState, int | None]]:
     """Read changelog partitions from the beginning to their end (read_committed) into states.
+
+    Returns, per partition, the state and the input offset of the last committed transaction (``None``
+    for an empty changelog).
 
     ``consumer`` is a group-less consumer used only for restores. Call only after the partitions'
     producers have started (fenced), so no transaction of a previous owner is still open.
@@ -168,6 +175,7 @@ async def restore_states(
     ends = await consumer.end_offsets(tps)
     await consumer.seek_to_beginning(*tps)
     records: dict[int, list[tuple[str, bytes | None]]] = {tp.partition: [] for tp in tps}
+    offsets: dict[int, int | None] = {tp.partition: None for tp in tps}
     remaining = {tp for tp in tps if ends[tp] > 0}
     last_report = time.monotonic()
     while remaining:
@@ -176,7 +184,9 @@ async def restore_states(
         for tp, messages in batch.items():
             target = records[tp.partition]
             for message in messages:
-                if message.key is not None:
+                if message.key == INPUT_OFFSET_KEY:
+                    offsets[tp.partition] = int(message.value) if message.value is not None else None
+                elif message.key is not None:
                     target.append((message.key.decode(), message.value))
         for tp in list(remaining):
             if await consumer.position(tp) >= ends[tp]:
@@ -185,4 +195,6 @@ async def restore_states(
             last_report = time.monotonic()
             on_progress({p: len(r) for p, r in records.items()})
     consumer.assign([])
-    return {partition: restore(partition_records) for partition, partition_records in records.items()}
+    return {
+        partition: (restore(partition_records), offsets[partition]) for partition, partition_records in records.items()
+    }

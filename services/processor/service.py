@@ -260,15 +260,12 @@ class Processor:
             zip(tps, await asyncio.gather(*(self._start_producer(tp.partition) for tp in tps)), strict=True)
         )
         self.crash.reached("after_fence_before_offset_read")
-        committed: dict[TopicPartition, int] = {}
-        for tp in tps:
-            offset = await consumer.committed(tp)
-            committed[tp] = offset if offset is not None else 0
+        committed: dict[TopicPartition, int | None] = {tp: await consumer.committed(tp) for tp in tps}
         states: dict[int, PartitionState] = {}
         to_restore: list[int] = []
         for tp in tps:
             parked = self._parked.pop(tp.partition, None)
-            if parked is not None and parked[1] == committed[tp]:
+            if parked is not None and committed[tp] is not None and parked[1] == committed[tp]:
                 states[tp.partition] = parked[0]  # nobody committed since we did: our state is current
             else:
                 to_restore.append(tp.partition)
@@ -283,20 +280,27 @@ class Processor:
                 on_progress=lambda counts: log.info("restore_progress", records=counts),
             )
             elapsed = time.monotonic() - started
-            for partition, state in restored.items():
+            for tp in tps:
+                if tp.partition not in restored:
+                    continue
+                state, stored_offset = restored[tp.partition]
                 self.metrics.restore_duration.observe(elapsed)
                 log.info(
                     "partition_restored",
-                    partition=partition,
+                    partition=tp.partition,
                     families=len(state.families),
                     connections=len(state.connections),
+                    changelog_offset=stored_offset,
+                    committed_offset=committed[tp],
                     duration_ms=round(elapsed * 1000, 1),
                 )
-            states.update(restored)
+                states[tp.partition] = state
+                committed[tp] = _start_offset(tp, committed[tp], stored_offset)
             self.restoring = False
         for tp in tps:
-            if committed[tp] > 0:
-                self._seek(tp, committed[tp])
+            start = committed[tp] or 0
+            if start > 0:
+                self._seek(tp, start)
             else:
                 await consumer.seek_to_beginning(tp)
                 self._seeks[tp] = self._seeks.get(tp, 0) + 1
@@ -305,7 +309,7 @@ class Processor:
                 partition=tp.partition,
                 producer=producers[tp],
                 state=states[tp.partition],
-                next_offset=committed[tp],
+                next_offset=start,
                 idle_ttl_ms=self.config.idle_ttl_ms,
             )
 
@@ -386,6 +390,23 @@ class Processor:
         task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _start_offset(tp: TopicPartition, committed: int | None, stored: int | None) -> int | None:
+    """Where a restored partition resumes: the group's committed offset, or the changelog's copy of it.
+
+    Both are written in the same transaction, so they agree. The changelog's copy matters when the broker
+    answers an offset fetch with "none" although the group committed (seen right after a broker stall,
+    finding F6): resuming from 0 would then reduce the whole partition a second time.
+    """
+    if committed is None and stored is not None:
+        log.warning("committed_offset_missing_using_changelog", partition=tp.partition, changelog_offset=stored)
+        return stored
+    if committed is not None and stored is not None and committed != stored:
+        log.warning(
+            "committed_offset_differs_from_changelog", partition=tp.partition, committed=committed, changelog=stored
+        )
+    return committed
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import encode_fact
+from services.config import KafkaSettings
+from services.lag import LagReader
+from services.processor.faults import CrashPoints
+from services.processor.partition import restore_states
+from services.processor.topics import changelog_topic
 from tests.support.builders import (
     completed_command_item,
     sample_command_approval_request,
@@ -80,3 +86,38 @@ async def test_restarted_processor_restores_state_and_emits_nothing_twice(kafka_
 
         await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
     assert await rows_by_family(kafka_bootstrap, topics.events) == expected
+
+
+async def test_the_changelog_holds_the_committed_input_offset_of_every_partition(kafka_bootstrap: str) -> None:
+    """F6: each transaction writes its input offset to the changelog too, so a partition can resume from
+    the changelog's copy when the broker answers an offset fetch with "none"."""
+    topics = await make_topics(kafka_bootstrap, "processor-offset-copy", partitions=2)
+    facts = small_stream(8)
+    expected = expected_rows_by_family(facts)
+    total = sum(len(rows) for rows in expected.values())
+    config = topics.processor_config(kafka_bootstrap)
+    await publish(kafka_bootstrap, topics.facts, facts)
+    async with running_processor(config):
+
+        async def all_rows_committed() -> bool:
+            return len(await read_topic(kafka_bootstrap, topics.events)) >= total
+
+        await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
+    async with LagReader(KafkaSettings(bootstrap_servers=kafka_bootstrap)) as reader:
+        (group,) = await reader.read({topics.group: [topics.facts]})
+    committed = {p.partition: p.committed for p in group.partitions}
+    restorer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    await restorer.start()
+    try:
+        restored = await restore_states(
+            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None)
+        )
+    finally:
+        await restorer.stop()
+    assert {partition: offset for partition, (_, offset) in restored.items()} == committed
