@@ -8,7 +8,9 @@ input partition P (checked at start-up, :func:`check_copartitioned`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -58,7 +60,11 @@ def pipeline_topics(
 
 
 async def ensure_topics(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], *, replication_factor: int = 1
+    admin: AIOKafkaAdminClient,
+    specs: list[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    metadata_timeout_s: float = 30.0,
 ) -> dict[str, str]:
     """Create missing topics; leave existing ones. Returns ``{name: "created" | "exists"}``.
 
@@ -82,7 +88,12 @@ async def ensure_topics(
                 ]
             )
         outcome.update({spec.name: "created" for spec in missing})
-    counts = await partition_counts(admin, [spec.name for spec in specs])
+    names = [spec.name for spec in specs]
+    counts = await partition_counts(admin, names)
+    deadline = time.monotonic() + metadata_timeout_s
+    while len(counts) < len(names) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # a topic just created may not be in the metadata yet (finding F7)
+        counts = await partition_counts(admin, names)
     for spec in specs:
         if counts.get(spec.name) != spec.partitions:
             raise ConfigError(
