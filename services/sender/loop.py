@@ -14,8 +14,8 @@ How the work is arranged (one asyncio task per partition with work, the consumer
    of a partition strictly in order, partitions in parallel.
 2. A worker turns records into rows (:func:`row_from_record`), groups them with
    :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
-   (:meth:`Sender._settle`), then commits ``last offset + 1`` (after a chunk's last batch: the consumer's
-   position, which also skips the transaction markers that follow the rows).
+   (:meth:`Sender._settle`); progress is committed after the chunk's last batch (the consumer's position,
+   which also skips the transaction markers that follow the rows) and at most every second in between.
 3. Delivering a batch: POST; a transient failure (5xx, 408, 429, timeout, connection error) is retried
    **forever** with capped, jittered backoff (honouring ``Retry-After``); 413 splits the batch in halves,
    recursively; any other refusal of a multi-row batch is retried once, then the batch is bisected so
@@ -93,6 +93,8 @@ DLQ_SOURCE_PARTITION: Final = "source-partition"
 DLQ_SOURCE_OFFSET: Final = "source-offset"
 
 _CLIENT_ID: Final = "review-analytics-sender"
+COMMIT_INTERVAL_S: Final = 1.0
+"""Longest time settled rows of a chunk stay uncommitted while later batches of the chunk are sent."""
 ANNOUNCED_BATCH_PREFIX: Final = "tail-batch-end="
 """Commit metadata naming the last offset of a tail batch sent but not yet committed."""
 _POLL_TIMEOUT_S: Final = 0.2
@@ -326,30 +328,45 @@ class Sender:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _work(self, tp: TopicPartition, records: list[Any]) -> None:
-        """Deliver one fetched chunk of a partition, batch by batch, committing after each batch."""
+        """Deliver one fetched chunk of a partition, batch by batch, in order.
+
+        Progress is committed after the chunk's last batch, and in between at most every
+        :data:`COMMIT_INTERVAL_S` (a commit per request would cost more than the request itself). Batches
+        before the last are cut by the rules, so a resend after a crash rebuilds them with the same keys.
+        """
         structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
         rows = [row_from_record(record) for record in records]
         batches = self._batches(tp, rows)
-        for index, batch in enumerate(batches):
-            if self._stopping.is_set():
-                _log.info("chunk_left_for_restart", batches_left=len(batches) - index, from_offset=batch[0].offset)
-                return
-            try:
-                if index == len(batches) - 1:
-                    await self._announce_tail_batch(tp, batch)
-                await self._settle(tp, batch, may_retry_refusal=True)
-                next_offset = batch[-1].offset + 1
-                if index == len(batches) - 1:
+        settled: int | None = None  # next offset after the last settled, not yet committed batch
+        last_commit = time.monotonic()
+        try:
+            for index, batch in enumerate(batches):
+                if self._stopping.is_set():
+                    _log.info("chunk_left_for_restart", batches_left=len(batches) - index, from_offset=batch[0].offset)
+                    break
+                is_tail = index == len(batches) - 1
+                if is_tail:
+                    await self._announce_tail_batch(tp, batch)  # also commits everything settled before it
+                    settled = None
+                try:
+                    await self._settle(tp, batch, may_retry_refusal=True)
+                except _Abandoned:
+                    _log.info("batch_abandoned_on_stop", first_offset=batch[0].offset, rows=len(batch))
+                    break
+                settled = batch[-1].offset + 1
+                if is_tail:
                     # Past the transaction markers that follow the chunk's last row, so a caught-up group
                     # has lag 0: the position is that of the next record getmany would return, and every
                     # record before it was in this chunk (the partition is paused while it is worked on).
-                    next_offset = max(next_offset, await self._consumer.position(tp))
-                await self._commit(tp, next_offset)
-            except _Abandoned:
-                _log.info("batch_abandoned_on_stop", first_offset=batch[0].offset, rows=len(batch))
-                return
-            except _PartitionLost:
-                return
+                    await self._commit(tp, max(settled, await self._consumer.position(tp)))
+                    settled = None
+                elif time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
+                    await self._commit(tp, settled)
+                    settled, last_commit = None, time.monotonic()
+            if settled is not None:
+                await self._commit(tp, settled)
+        except _PartitionLost:
+            return
 
     def _split(self, rows: list[OutboundRow]) -> list[list[OutboundRow]]:
         return split_batches(
