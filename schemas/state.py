@@ -16,6 +16,10 @@ A *family* is a root thread and its sub-agent threads: every fact of a family is
 partition (key = root thread id), so a fact only ever touches its own family and the partition's
 connection table. That makes a family the unit of changelog records, eviction and isolation.
 
+Every struct here is ``gc=False``: the state holds millions of small objects that never form reference
+cycles, and leaving them out of the cyclic garbage collector's scans removes the full collections that
+otherwise dominate pauses and restores (docs/performance.md).
+
 Request ids are keyed with their JSON type (``i41`` vs ``s41``): ``41`` and ``"41"`` are different ids.
 """
 
@@ -31,12 +35,12 @@ from schemas.protocol import RuntimeMetadata
 KEY_SEP = "\x1f"
 
 
-class ConnectionState(msgspec.Struct, kw_only=True, array_like=True):
+class ConnectionState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     app_server_client: AppServerClient
     runtime: RuntimeMetadata
 
 
-class ThreadMetadata(msgspec.Struct, kw_only=True, array_like=True):
+class ThreadMetadata(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     session_id: str | None
     thread_source: str | None
     initialization_mode: str
@@ -44,12 +48,12 @@ class ThreadMetadata(msgspec.Struct, kw_only=True, array_like=True):
     parent_thread_id: str | None
 
 
-class ThreadState(msgspec.Struct, kw_only=True, array_like=True):
+class ThreadState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     connection: str | None = None
     metadata: ThreadMetadata | None = None
 
 
-class PendingReview(msgspec.Struct, kw_only=True, array_like=True):
+class PendingReview(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """A review whose request was seen and whose answer (response / abort) was not, yet.
 
     Guardian reviews use the same record, built and emitted in one step.
@@ -67,7 +71,7 @@ class PendingReview(msgspec.Struct, kw_only=True, array_like=True):
     requested_network_access: bool
 
 
-class ItemReviewSummary(msgspec.Struct, kw_only=True, array_like=True):
+class ItemReviewSummary(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """Reviews of one tool item, denormalised onto its terminal row."""
 
     review_count: int = 0
@@ -78,7 +82,7 @@ class ItemReviewSummary(msgspec.Struct, kw_only=True, array_like=True):
     requested_network_access: bool = False
 
 
-class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True):
+class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """A ``turn/start`` (``expected_turn_id is None``) or ``turn/steer`` request awaiting its answer."""
 
     thread_id: str
@@ -88,7 +92,7 @@ class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True):
     is_steer: bool = False
 
 
-class ToolCounts(msgspec.Struct, kw_only=True, array_like=True):
+class ToolCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     total: int = 0
     shell_command: int = 0
     file_change: int = 0
@@ -99,7 +103,7 @@ class ToolCounts(msgspec.Struct, kw_only=True, array_like=True):
     image_generation: int = 0
 
 
-class TurnCompletion(msgspec.Struct, kw_only=True, array_like=True):
+class TurnCompletion(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """What ``turn/completed`` said: status (null for ``inProgress``), error info, end time, duration."""
 
     status: str | None
@@ -109,7 +113,7 @@ class TurnCompletion(msgspec.Struct, kw_only=True, array_like=True):
     duration_ms: int | None
 
 
-class TokenUsage(msgspec.Struct, kw_only=True, array_like=True):
+class TokenUsage(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
@@ -117,7 +121,7 @@ class TokenUsage(msgspec.Struct, kw_only=True, array_like=True):
     total_tokens: int
 
 
-class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True):
+class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """The row-relevant part of a ``TurnResolvedConfig`` fact, as the fact sent it (mapped at emission)."""
 
     submission_type: str | None
@@ -137,7 +141,7 @@ class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True):
     repo_hash: str | None
 
 
-class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True):
+class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """Added / deleted line counts of the latest ``turn/diff/updated`` diff.
 
     Rust keeps the whole diff text and counts it when the turn row is emitted; only the counts reach
@@ -148,7 +152,7 @@ class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True):
     deleted: int
 
 
-class TurnState(msgspec.Struct, kw_only=True, array_like=True):
+class TurnState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """One turn of the family, keyed by turn id; deleted when its ``codex_turn_event`` is emitted.
 
     ``connection`` is set only by a matched ``turn/start`` response (else the thread's connection is
@@ -168,7 +172,7 @@ class TurnState(msgspec.Struct, kw_only=True, array_like=True):
     tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
 
 
-class FamilyState(msgspec.Struct, kw_only=True):
+class FamilyState(msgspec.Struct, kw_only=True, gc=False):
     threads: dict[str, ThreadState] = {}
     requests: dict[str, PendingTurnRequest] = {}
     turns: dict[str, TurnState] = {}
@@ -189,7 +193,7 @@ class FamilyState(msgspec.Struct, kw_only=True):
         )
 
 
-class PartitionState(msgspec.Struct, kw_only=True):
+class PartitionState(msgspec.Struct, kw_only=True, gc=False):
     connections: dict[str, ConnectionState] = {}
     families: dict[str, FamilyState] = {}
     watermark_ms: int = 0
