@@ -16,7 +16,7 @@ import msgspec
 from schemas.protocol import RpcTransport, RuntimeMetadata
 
 
-class AppServerClient(msgspec.Struct, kw_only=True):
+class AppServerClient(msgspec.Struct, kw_only=True, gc=False):
     product_client_id: str
     client_name: str | None
     client_version: str | None
@@ -50,14 +50,14 @@ WebSearchActionKind = Literal["search", "open_page", "find_in_page", "other"]
 ThreadInitializationMode = Literal["new", "forked", "resumed"]
 
 
-class Row(msgspec.Struct, kw_only=True, tag_field="event_type"):
+class Row(msgspec.Struct, kw_only=True, tag_field="event_type", gc=False):
     """Base of every row; ``event_type`` is the subclass's tag."""
 
 
 # --- codex_review_event ---------------------------------------------------------------------------
 
 
-class ReviewEventParams(msgspec.Struct, kw_only=True):
+class ReviewEventParams(msgspec.Struct, kw_only=True, gc=False):
     thread_id: str
     turn_id: str
     item_id: str | None
@@ -85,7 +85,7 @@ class ReviewEvent(Row, tag="codex_review_event"):
 # --- terminal tool-item rows ----------------------------------------------------------------------
 
 
-class ToolItemEventBase(msgspec.Struct, kw_only=True):
+class ToolItemEventBase(msgspec.Struct, kw_only=True, gc=False):
     """``CodexToolItemEventBase``, flattened into every tool-item row's params."""
 
     thread_id: str
@@ -196,7 +196,7 @@ class ImageGenerationEvent(Row, tag="codex_image_generation_event"):
 # --- thread lifecycle -----------------------------------------------------------------------------
 
 
-class ThreadInitializedEventParams(msgspec.Struct, kw_only=True):
+class ThreadInitializedEventParams(msgspec.Struct, kw_only=True, gc=False):
     thread_id: str
     session_id: str | None
     app_server_client: AppServerClient
@@ -229,7 +229,7 @@ TurnSteerRejectionReason = Literal[
 ]
 
 
-class TurnEventParams(msgspec.Struct, kw_only=True):
+class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
     """``CodexTurnEventParams`` at the PR-era baseline (43 keys; no ``workspace_kind``, no profile fields).
 
     ``model``, ``sandbox_policy``, ``collaboration_mode``, ``steer_count``, the tool counts and
@@ -286,7 +286,7 @@ class TurnEvent(Row, tag="codex_turn_event"):
     event_params: TurnEventParams
 
 
-class TurnSteerEventParams(msgspec.Struct, kw_only=True):
+class TurnSteerEventParams(msgspec.Struct, kw_only=True, gc=False):
     thread_id: str
     session_id: str | None
     expected_turn_id: str | None
@@ -306,7 +306,7 @@ class TurnSteerEvent(Row, tag="codex_turn_steer_event"):
     event_params: TurnSteerEventParams
 
 
-class AcceptedLineFingerprint(msgspec.Struct, kw_only=True):
+class AcceptedLineFingerprint(msgspec.Struct, kw_only=True, gc=False):
     path_hash: str
     line_hash: str
 
@@ -315,7 +315,7 @@ ACCEPTED_LINE_FINGERPRINTS_PARAMS_EVENT_TYPE = "codex.accepted_line_fingerprints
 """The literal ``event_params.event_type`` of ``codex_accepted_line_fingerprints`` rows."""
 
 
-class AcceptedLineFingerprintsEventParams(msgspec.Struct, kw_only=True):
+class AcceptedLineFingerprintsEventParams(msgspec.Struct, kw_only=True, gc=False):
     """``line_fingerprints`` is always empty at the PR-era baseline (counts only are uploaded)."""
 
     event_type: str
@@ -346,7 +346,7 @@ CompactionStrategy = Literal["memento", "prefix_compaction"]
 CompactionStatus = Literal["completed", "failed", "interrupted"]
 
 
-class CompactionEventParams(msgspec.Struct, kw_only=True):
+class CompactionEventParams(msgspec.Struct, kw_only=True, gc=False):
     thread_id: str
     session_id: str | None
     turn_id: str
@@ -383,7 +383,7 @@ GuardianReviewSessionKind = Literal["trunk_new", "trunk_reused", "ephemeral_fork
 SandboxPermissions = Literal["use_default", "require_escalated", "with_additional_permissions"]
 
 
-class _ReviewedAction(msgspec.Struct, kw_only=True, tag_field="type"):
+class _ReviewedAction(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
     """``GuardianReviewedAction``: internally tagged by ``type`` with snake_case tags."""
 
 
@@ -441,7 +441,7 @@ GuardianReviewedAction = (
 )
 
 
-class GuardianReviewEventParams(msgspec.Struct, kw_only=True):
+class GuardianReviewEventParams(msgspec.Struct, kw_only=True, gc=False):
     """``GuardianReviewEventPayload``: context first, then ``GuardianReviewEventParams`` flattened.
 
     ``risk_level``, ``user_authorization`` and ``outcome`` are core enums whose serialisations were
@@ -493,7 +493,7 @@ SkillScope = Literal["user", "repo", "system", "admin"]
 HookRunStatus = Literal["completed", "failed", "blocked", "stopped"]
 
 
-class SkillInvocationEventParams(msgspec.Struct, kw_only=True):
+class SkillInvocationEventParams(msgspec.Struct, kw_only=True, gc=False):
     product_client_id: str | None
     skill_scope: str | None
     plugin_id: str | None
@@ -512,7 +512,7 @@ class SkillInvocationEvent(Row, tag="skill_invocation"):
     event_params: SkillInvocationEventParams
 
 
-class AppEventParams(msgspec.Struct, kw_only=True):
+class AppEventParams(msgspec.Struct, kw_only=True, gc=False):
     """``CodexAppMetadata``, shared by ``codex_app_mentioned`` and ``codex_app_used``."""
 
     connector_id: str | None
@@ -532,7 +532,7 @@ class AppUsedEvent(Row, tag="codex_app_used"):
     event_params: AppEventParams
 
 
-class HookRunEventParams(msgspec.Struct, kw_only=True):
+class HookRunEventParams(msgspec.Struct, kw_only=True, gc=False):
     thread_id: str | None
     turn_id: str | None
     model_slug: str | None
@@ -545,7 +545,7 @@ class HookRunEvent(Row, tag="codex_hook_run"):
     event_params: HookRunEventParams
 
 
-class PluginEventParams(msgspec.Struct, kw_only=True):
+class PluginEventParams(msgspec.Struct, kw_only=True, gc=False):
     """``CodexPluginMetadata``: the params of the plugin state rows and the base of plugin-used."""
 
     plugin_id: str | None

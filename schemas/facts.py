@@ -60,7 +60,7 @@ from schemas.protocol import (
 SCHEMA_VERSION: Final = 1
 
 
-class Fact(msgspec.Struct, kw_only=True, tag_field="kind"):
+class Fact(msgspec.Struct, kw_only=True, tag_field="kind", gc=False):
     """Base of every fact; the subclass's ``tag`` is its ``kind`` on the wire."""
 
 
@@ -260,7 +260,7 @@ class TurnResolvedConfig(Fact, tag="turn_resolved_config", kw_only=True):
     repo_hash: str | None = None
 
 
-class CoreTokenUsage(msgspec.Struct, kw_only=True):
+class CoreTokenUsage(msgspec.Struct, kw_only=True, gc=False):
     """Core ``TokenUsage`` (snake_case); the turn row reads these five counts."""
 
     input_tokens: int
@@ -278,7 +278,7 @@ class TurnTokenUsage(Fact, tag="turn_token_usage"):
     token_usage: CoreTokenUsage
 
 
-class TrackEventsContext(msgspec.Struct, kw_only=True):
+class TrackEventsContext(msgspec.Struct, kw_only=True, gc=False):
     """Which model, thread and turn a skill / app / hook / plugin fact belongs to."""
 
     model_slug: str
@@ -286,7 +286,7 @@ class TrackEventsContext(msgspec.Struct, kw_only=True):
     turn_id: str
 
 
-class SkillInvocation(msgspec.Struct, kw_only=True):
+class SkillInvocation(msgspec.Struct, kw_only=True, gc=False):
     """One invoked skill, with the filesystem facts Rust looked up itself already resolved.
 
     * ``skill_path`` -- the skill file's path **canonicalised by the producer** (``canonicalize``,
@@ -319,7 +319,7 @@ class SkillInvoked(Fact, tag="skill_invoked"):
     product_client_id: str
 
 
-class AppInvocation(msgspec.Struct, kw_only=True):
+class AppInvocation(msgspec.Struct, kw_only=True, gc=False):
     connector_id: str | None = None
     app_name: str | None = None
     invocation_type: InvocationType | None = None
@@ -341,7 +341,7 @@ class AppUsed(Fact, tag="app_used"):
     product_client_id: str
 
 
-class HookRunDetails(msgspec.Struct, kw_only=True):
+class HookRunDetails(msgspec.Struct, kw_only=True, gc=False):
     """``HookRunFact``.
 
     ``event_name`` is the analytics name (PascalCase: ``"PreToolUse"``, ``"SessionStart"``, ...) and
@@ -359,12 +359,12 @@ class HookRun(Fact, tag="hook_run"):
     hook: HookRunDetails
 
 
-class PluginId(msgspec.Struct, kw_only=True):
+class PluginId(msgspec.Struct, kw_only=True, gc=False):
     plugin_name: str
     marketplace_name: str
 
 
-class PluginCapabilitySummary(msgspec.Struct, kw_only=True):
+class PluginCapabilitySummary(msgspec.Struct, kw_only=True, gc=False):
     config_name: str = ""
     display_name: str = ""
     description: str | None = None
@@ -373,7 +373,7 @@ class PluginCapabilitySummary(msgspec.Struct, kw_only=True):
     app_connector_ids: list[str] = []
 
 
-class PluginTelemetryMetadata(msgspec.Struct, kw_only=True):
+class PluginTelemetryMetadata(msgspec.Struct, kw_only=True, gc=False):
     plugin_id: PluginId
     remote_plugin_id: str | None = None
     capability_summary: PluginCapabilitySummary | None = None
@@ -422,7 +422,7 @@ FactKind = (
 )
 
 
-class FactEnvelope(msgspec.Struct, kw_only=True):
+class FactEnvelope(msgspec.Struct, kw_only=True, gc=False):
     """One fact on the wire; see the module docstring for each field."""
 
     v: int
@@ -432,7 +432,7 @@ class FactEnvelope(msgspec.Struct, kw_only=True):
     fact: FactKind
 
 
-class EnvelopeHeader(msgspec.Struct, kw_only=True):
+class EnvelopeHeader(msgspec.Struct, kw_only=True, gc=False):
     """The version-independent part of an envelope, read only to explain a failed decode."""
 
     v: int

@@ -19,7 +19,7 @@ RequestId = str | int
 """JSON-RPC request id: a JSON string or integer. ``"41"`` and ``41`` are different ids."""
 
 
-class _Camel(msgspec.Struct, rename="camel", kw_only=True):
+class _Camel(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     """Base of protocol structs whose wire names are camelCase."""
 
 
@@ -43,7 +43,7 @@ class InitializeParams(_Camel):
     capabilities: InitializeCapabilities | None = None
 
 
-class RuntimeMetadata(msgspec.Struct, kw_only=True):
+class RuntimeMetadata(msgspec.Struct, kw_only=True, gc=False):
     """Process runtime of the app-server (snake_case, as the analytics crate writes it)."""
 
     codex_rs_version: str
@@ -57,7 +57,7 @@ RpcTransport = Literal["stdio", "websocket", "in_process"]
 # --- threads and turns ----------------------------------------------------------------------------
 
 
-class ThreadSpawn(msgspec.Struct, kw_only=True):
+class ThreadSpawn(msgspec.Struct, kw_only=True, gc=False):
     """``SubAgentSource::ThreadSpawn`` (core type, snake_case)."""
 
     parent_thread_id: str
@@ -67,7 +67,7 @@ class ThreadSpawn(msgspec.Struct, kw_only=True):
     agent_role: str | None = None
 
 
-class SubAgentSourceObject(msgspec.Struct, kw_only=True):
+class SubAgentSourceObject(msgspec.Struct, kw_only=True, gc=False):
     """The object forms of ``SubAgentSource``: ``{"thread_spawn": {...}}`` or ``{"other": "name"}``."""
 
     thread_spawn: ThreadSpawn | None = None
@@ -118,7 +118,7 @@ class Turn(_Camel):
     duration_ms: int | None = None
 
 
-class UserInput(msgspec.Struct):
+class UserInput(msgspec.Struct, gc=False):
     """One input item; only its ``type`` matters (``image`` and ``localImage`` count as images)."""
 
     type: str
@@ -138,7 +138,7 @@ class TurnSteerParams(_Camel):
     input: list[UserInput] = []
 
 
-class _ClientRequest(msgspec.Struct, kw_only=True, tag_field="method"):
+class _ClientRequest(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
     id: RequestId
 
 
@@ -170,7 +170,7 @@ class TurnSteerResponse(_Camel):
     turn_id: str
 
 
-class _ClientResponse(msgspec.Struct, kw_only=True, tag_field="method"):
+class _ClientResponse(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
     id: RequestId
 
 
@@ -208,7 +208,7 @@ ClientResponse = (
 )
 
 
-class JsonRpcError(msgspec.Struct, kw_only=True):
+class JsonRpcError(msgspec.Struct, kw_only=True, gc=False):
     code: int
     message: str
     data: Any = None
@@ -233,7 +233,7 @@ class PermissionProfile(_Camel):
     file_system: Any = None
 
 
-class NetworkPolicyAmendment(msgspec.Struct, kw_only=True):
+class NetworkPolicyAmendment(msgspec.Struct, kw_only=True, gc=False):
     host: str
     action: Literal["allow", "deny"]
 
@@ -268,7 +268,7 @@ class PermissionsApprovalParams(_Camel):
     permissions: PermissionProfile = msgspec.field(default_factory=PermissionProfile)
 
 
-class _ServerRequest(msgspec.Struct, kw_only=True, tag_field="method"):
+class _ServerRequest(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
     id: RequestId
 
 
@@ -323,11 +323,11 @@ ServerRequest = (
 # --- approval responses (client -> server) --------------------------------------------------------
 
 
-class ExecpolicyAmendment(msgspec.Struct, kw_only=True):
+class ExecpolicyAmendment(msgspec.Struct, kw_only=True, gc=False):
     execpolicy_amendment: list[str] = []
 
 
-class NetworkPolicyAmendmentDecision(msgspec.Struct, kw_only=True):
+class NetworkPolicyAmendmentDecision(msgspec.Struct, kw_only=True, gc=False):
     network_policy_amendment: NetworkPolicyAmendment
 
 
@@ -346,15 +346,15 @@ CommandDecision = Literal["accept", "acceptForSession", "decline", "cancel"] | C
 FileChangeDecision = Literal["accept", "acceptForSession", "decline", "cancel"]
 
 
-class CommandExecutionApprovalResponse(msgspec.Struct, kw_only=True):
+class CommandExecutionApprovalResponse(msgspec.Struct, kw_only=True, gc=False):
     decision: CommandDecision
 
 
-class FileChangeApprovalResponse(msgspec.Struct, kw_only=True):
+class FileChangeApprovalResponse(msgspec.Struct, kw_only=True, gc=False):
     decision: FileChangeDecision
 
 
-class _ServerResponse(msgspec.Struct, kw_only=True, tag_field="method"):
+class _ServerResponse(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
     id: RequestId
 
 
@@ -392,18 +392,18 @@ ServerResponse = (
 )
 
 
-class EffectiveNetwork(msgspec.Struct, kw_only=True):
+class EffectiveNetwork(msgspec.Struct, kw_only=True, gc=False):
     enabled: bool | None = None
 
 
-class EffectivePermissions(msgspec.Struct, kw_only=True):
+class EffectivePermissions(msgspec.Struct, kw_only=True, gc=False):
     """Core ``PermissionProfile`` (snake_case). Empty iff both members are null."""
 
     network: EffectiveNetwork | None = None
     file_system: Any = None
 
 
-class RequestPermissionsResponse(msgspec.Struct, kw_only=True):
+class RequestPermissionsResponse(msgspec.Struct, kw_only=True, gc=False):
     """Core ``RequestPermissionsResponse`` (snake_case)."""
 
     permissions: EffectivePermissions = msgspec.field(default_factory=EffectivePermissions)
@@ -414,7 +414,7 @@ class RequestPermissionsResponse(msgspec.Struct, kw_only=True):
 # --- thread items ---------------------------------------------------------------------------------
 
 
-class CommandAction(msgspec.Struct):
+class CommandAction(msgspec.Struct, gc=False):
     type: str
 
 
@@ -427,14 +427,14 @@ class CommandExecutionItem(_Camel, tag_field="type", tag="commandExecution"):
     duration_ms: int | None = None
 
 
-class PatchChangeKind(msgspec.Struct, kw_only=True):
+class PatchChangeKind(msgspec.Struct, kw_only=True, gc=False):
     """``{"type": "add"|"delete"|"update", "move_path": ...}`` (``move_path`` is snake_case)."""
 
     type: Literal["add", "delete", "update"]
     move_path: str | None = None
 
 
-class FileUpdateChange(msgspec.Struct, kw_only=True):
+class FileUpdateChange(msgspec.Struct, kw_only=True, gc=False):
     path: str = ""
     kind: PatchChangeKind
 
@@ -454,7 +454,7 @@ class McpToolCallItem(_Camel, tag_field="type", tag="mcpToolCall"):
     duration_ms: int | None = None
 
 
-class DynamicContentItem(msgspec.Struct):
+class DynamicContentItem(msgspec.Struct, gc=False):
     type: str
 
 
@@ -483,7 +483,7 @@ class CollabAgentToolCallItem(_Camel, tag_field="type", tag="collabAgentToolCall
     agents_states: dict[str, AgentState] = {}
 
 
-class WebSearchAction(msgspec.Struct, kw_only=True):
+class WebSearchAction(msgspec.Struct, kw_only=True, gc=False):
     """``search{query, queries}``, ``openPage{url}``, ``findInPage{url, pattern}`` or anything else."""
 
     type: str
@@ -669,7 +669,7 @@ class ItemCompletedParams(_Camel):
     completed_at_ms: int
 
 
-class _Notification(msgspec.Struct, kw_only=True, tag_field="method"):
+class _Notification(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
     pass
 
 
