@@ -32,8 +32,6 @@ from services.processor.deadletter import dead_letter
 from services.processor.faults import CrashPoints
 from services.processor.transaction import BatchOutput, abort_quietly
 
-EXPIRY_SCAN_EVERY_MS: Final = 60_000
-"""Fact time between two scans for idle families (a scan costs ~0.2 µs per family)."""
 INPUT_OFFSET_KEY: Final = b"o:"
 """Changelog record holding the input offset the transaction commits: the changelog's own copy of the
 group's committed offset, used when the broker does not return the latter (``service._start_offset``)."""
@@ -70,7 +68,6 @@ class PartitionWorker:
         self.state = state
         self.next_offset = next_offset
         self.idle_ttl_ms = idle_ttl_ms
-        self._expired_at_ms = 0
         self.row_prefix = f"{topic}-{partition}-"
 
     def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
@@ -129,14 +126,7 @@ class PartitionWorker:
             return out
         self.state = state
         enforce_caps(state, dirty_families)
-        families = state.families
-        finished = [name for name in dirty_families if (found := families.get(name)) is not None and found.is_empty()]
-        for name in finished:
-            del families[name]  # finished families go at once (a tombstone follows)
-        if state.watermark_ms - self._expired_at_ms >= EXPIRY_SCAN_EVERY_MS:
-            # Idle families need a scan of the whole state: once per minute of fact time, not per batch.
-            dirty_families.update(expire(state, self.idle_ttl_ms))
-            self._expired_at_ms = state.watermark_ms
+        dirty_families.update(expire(state, self.idle_ttl_ms))
         out.changelog = [
             (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
         ]
