@@ -182,6 +182,14 @@ def sample_command_item(
     }
 
 
+def notification(method: str, params: dict[str, Any], *, family: str | None = None) -> FactEnvelope:
+    """A ``notification`` fact, routed to ``family`` (default: the notification's own ``threadId``)."""
+    return envelope(
+        {"kind": "notification", "notification": {"method": method, "params": params}},
+        thread_id=family or params["threadId"],
+    )
+
+
 def sample_item_started(
     item: dict[str, Any],
     *,
@@ -190,16 +198,8 @@ def sample_item_started(
     started_at_ms: int = 1000,
     family: str | None = None,
 ) -> FactEnvelope:
-    return envelope(
-        {
-            "kind": "notification",
-            "notification": {
-                "method": "item/started",
-                "params": {"item": item, "threadId": thread_id, "turnId": turn_id, "startedAtMs": started_at_ms},
-            },
-        },
-        thread_id=family or thread_id,
-    )
+    params = {"item": item, "threadId": thread_id, "turnId": turn_id, "startedAtMs": started_at_ms}
+    return notification("item/started", params, family=family)
 
 
 def sample_item_completed(
@@ -210,16 +210,8 @@ def sample_item_completed(
     completed_at_ms: int = 1042,
     family: str | None = None,
 ) -> FactEnvelope:
-    return envelope(
-        {
-            "kind": "notification",
-            "notification": {
-                "method": "item/completed",
-                "params": {"item": item, "threadId": thread_id, "turnId": turn_id, "completedAtMs": completed_at_ms},
-            },
-        },
-        thread_id=family or thread_id,
-    )
+    params = {"item": item, "threadId": thread_id, "turnId": turn_id, "completedAtMs": completed_at_ms}
+    return notification("item/completed", params, family=family)
 
 
 def completed_command_item(
