@@ -160,15 +160,10 @@ def on_server_request(state: PartitionState, family: FamilyState, producer: str,
 
 
 def command_verdict(decision: CommandDecision) -> Verdict:
+    """The file-change table for the four plain decisions, plus the two amendment objects."""
+    if isinstance(decision, str):
+        return file_change_verdict(decision)
     match decision:
-        case "accept":
-            return "approved", "none"
-        case "acceptForSession":
-            return "approved", "session_approval"
-        case "decline":
-            return "denied", "none"
-        case "cancel":
-            return "aborted", "none"
         case _ if decision.accept_with_execpolicy_amendment is not None:
             return "approved", "exec_policy_amendment"
         case _ if decision.apply_network_policy_amendment is not None:
