@@ -542,7 +542,10 @@ async def test_a_tail_batch_resent_after_a_crash_is_rebuilt_with_the_key_it_was_
     rows = rows_over(1, 10)
     await produce(kafka_bootstrap, topics.events, rows[:5])
     recording_endpoint.stall(seconds=3.0, count=1)
-    async with running_sender(kafka_bootstrap, topics, recording_endpoint, request_timeout_s=1.0) as first:
+    # A long backoff: the timed-out request must not be retried before the stop (under load it could be).
+    async with running_sender(
+        kafka_bootstrap, topics, recording_endpoint, request_timeout_s=1.0, backoff_base_s=30.0, backoff_cap_s=30.0
+    ) as first:
         await wait_until(lambda: len(recording_endpoint.requests) >= 1, timeout=30, message="first batch sent")
         first.sender.stop()
     (announced,) = recording_endpoint.requests
