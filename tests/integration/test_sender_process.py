@@ -69,8 +69,14 @@ async def test_sender_process_delivers_serves_metrics_and_exits_0_on_sigterm_wit
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}") as client:
                 assert (await client.get("/readyz")).status_code == 200
                 assert (await client.get("/healthz")).status_code == 200
-                metrics = (await client.get("/metrics")).text
-            assert "review_analytics_sender_rows_delivered_total 12.0" in metrics
+
+                async def delivered_counted() -> bool:
+                    # The counter moves once the sender has read the answer, a moment after the endpoint
+                    # recorded the rows.
+                    text = (await client.get("/metrics")).text
+                    return "review_analytics_sender_rows_delivered_total 12.0" in text
+
+                await wait_until(delivered_counted, timeout=10, message="rows_delivered_total == 12")
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
