@@ -13,7 +13,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
-from reducer import initial_state, reduce
+from reducer import family_key, initial_state, reduce
 from schemas.codec import decode_fact, encode_row
 from services.config import KafkaSettings, ProcessorConfig, SenderConfig
 from services.metrics import ProcessorMetrics, SenderMetrics
@@ -92,8 +92,7 @@ def expected_rows_by_family(facts: Iterable[tuple[str | None, bytes]]) -> dict[s
             continue
         state, out = reduce(state, envelope)
         if out:
-            family = envelope.thread_id or f"~unrouted/{envelope.producer}"
-            rows[family].extend(encode_row(row) for row in out)
+            rows[family_key(envelope)].extend(encode_row(row) for row in out)
     return dict(rows)
 
 
