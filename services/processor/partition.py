@@ -165,8 +165,10 @@ async def restore_states(
     Returns, per partition, the state and the input offset of the last committed transaction (``None``
     for an empty changelog).
 
-    ``consumer`` is a group-less consumer used only for restores. Call only after the partitions'
-    producers have started (fenced), so no transaction of a previous owner is still open.
+    ``consumer`` is a group-less, ``read_committed`` consumer used only for restores, created with
+    ``auto_offset_reset="earliest"`` (with aiokafka's default ``"latest"`` this read was seen to hang).
+    Call only after the partitions' producers have started (fenced), so no transaction of a previous
+    owner is still open.
     """
     tps = [TopicPartition(changelog, partition) for partition in partitions]
     if not tps:
