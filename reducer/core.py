@@ -97,10 +97,11 @@ def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionStat
     observed = envelope.observed_at_ms
     if observed > state.watermark_ms:
         state.watermark_ms = observed
-    family = state.families.get(family_key(envelope))
-    if family is not None and observed > family.last_seen_ms:
-        family.last_seen_ms = observed  # any fact of a family keeps it alive, even one that changes nothing
     fact = envelope.fact
+    if type(fact) is not Initialize:  # a broadcast belongs to no family, not even its producer's unrouted one
+        family = state.families.get(family_key(envelope))
+        if family is not None and observed > family.last_seen_ms:
+            family.last_seen_ms = observed  # any fact of a family keeps it alive, even one that changes nothing
     _HANDLERS[type(fact)](state, envelope, fact, rows)
     return state, rows
 

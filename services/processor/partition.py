@@ -23,8 +23,9 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 
-from reducer import changelog_records, enforce_caps, expire, family_key, reduce, restore
+from reducer import changelog_records, enforce_caps, family_key, reduce, restore
 from reducer.context import connection_key
+from reducer.expiry import IdleIndex
 from schemas.codec import FactDecodeError, decode_fact, encode_row
 from schemas.facts import Initialize
 from schemas.state import PartitionState
@@ -68,6 +69,7 @@ class PartitionWorker:
         self.state = state
         self.next_offset = next_offset
         self.idle_ttl_ms = idle_ttl_ms
+        self.idle_index = IdleIndex(state)
         self.row_prefix = f"{topic}-{partition}-"
 
     def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
@@ -98,16 +100,16 @@ class PartitionWorker:
             except FactDecodeError as error:
                 out.dead_letters.append(self._dead_letter(record, error.reason, error))
                 continue
+            family = family_key(envelope)
+            if isinstance(envelope.fact, Initialize):
+                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
+            else:
+                dirty_families.add(family)  # before reducing: a refused fact may have changed it half-way
             try:
                 state, emitted = reduce(state, envelope)
             except Exception as error:
                 out.dead_letters.append(self._dead_letter(record, "reducer_error", error))
                 continue
-            family = family_key(envelope)
-            if isinstance(envelope.fact, Initialize):
-                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
-            else:
-                dirty_families.add(family)
             if emitted:
                 key = family.encode()
                 base = f"{prefix}{offset}-"
@@ -126,7 +128,7 @@ class PartitionWorker:
             return out
         self.state = state
         enforce_caps(state, dirty_families)
-        dirty_families.update(expire(state, self.idle_ttl_ms))
+        dirty_families.update(self.idle_index.expire(state, self.idle_ttl_ms, dirty_families))
         out.changelog = [
             (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
         ]

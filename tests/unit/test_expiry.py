@@ -10,9 +10,9 @@ from schemas.state import FamilyState, PartitionState, PendingReview, ThreadStat
 from tests.support.builders import (
     envelope,
     review_prerequisites,
-    sample_initialize,
     run,
     sample_command_approval_request,
+    sample_initialize,
     sample_server_response,
     sample_thread_response,
 )
