@@ -140,7 +140,7 @@ def _on_client_response(
 ) -> None:
     result = fact.response
     producer = envelope.producer
-    if isinstance(result, ThreadStartResult | ThreadResumeResult | ThreadForkResult):
+    if isinstance(result, (ThreadStartResult, ThreadResumeResult, ThreadForkResult)):
         threads.on_thread_response(state, _family(state, envelope), producer, fact, result, rows)
     elif isinstance(result, TurnStartResult):
         turns.on_turn_start_response(
@@ -152,7 +152,7 @@ def _on_client_response(
 
 def _on_client_request(state: PartitionState, envelope: FactEnvelope, fact: ClientRequestFact, rows: list[Row]) -> None:
     # Only turn/start and turn/steer are remembered; other requests create no state.
-    if isinstance(fact.request, TurnStartRequest | TurnSteerRequest):
+    if isinstance(fact.request, (TurnStartRequest, TurnSteerRequest)):
         turns.on_client_request(_family(state, envelope), envelope.producer, fact, _now_s(envelope))
 
 

@@ -185,9 +185,19 @@ def enforce_caps(state: PartitionState, family_keys: Iterable[str], caps: Family
     Unknown keys are skipped. Each evicted entry counts once in ``state.drops["cap_evicted:<map>"]``.
     """
     trimmed: list[str] = []
+    families = state.families
     for key in family_keys:
-        family = state.families.get(key)
-        if family is not None and _trim_family(state, family, caps):
+        family = families.get(key)
+        if family is None or (  # the common case, checked without building _trim_family's table
+            len(family.threads) <= caps.threads
+            and len(family.requests) <= caps.requests
+            and len(family.turns) <= caps.turns
+            and len(family.started_at_ms) <= caps.started_at_ms
+            and len(family.pending_reviews) <= caps.pending_reviews
+            and len(family.summaries) <= caps.summaries
+        ):
+            continue
+        if _trim_family(state, family, caps):
             trimmed.append(key)
     return trimmed
 
