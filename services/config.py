@@ -298,7 +298,9 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
         int,
         setting(
             "PROCESSOR_MAX_BATCH_RECORDS",
-            "At most this many facts per poll (across partitions); each partition's share is one transaction.",
+            "At most this many facts per poll (across partitions), and per transaction: a partition whose "
+            "transaction is in flight collects what is polled for it as its next one, and pauses fetching "
+            "once it holds this many.",
             ge=1,
         ),
     ] = 4000

@@ -1,29 +1,35 @@
 """The consumer loop of the reducer service and its rebalance listener.
 
 One consumer per instance (group ``ProcessorConfig.group_id``); one :class:`PartitionWorker` per
-assigned partition. A poll returns records of several partitions; each partition's share is reduced
-and committed in its own transaction, the partitions concurrently (aiokafka spends ~25 ms per
-transaction, so one partition at a time would cap the instance at ~40 transactions/s).
+assigned partition. The poll loop only dispatches: each partition with records gets a *commit loop*
+(one task, at most one per partition) that reduces them and commits them in one transaction, then takes
+whatever was polled for that partition meanwhile (its *backlog*) as its next transaction, until
+nothing is left. Partitions never wait for each other's transactions (aiokafka spends ~25 ms per
+transaction), and a fact waits for at most the one transaction of its partition in flight when it
+arrives; transactions grow with the load, by themselves. A backlog of ``max_batch_records`` pauses its
+partition's fetching until the commit loop takes it.
 
-Concurrency contract: ``self._lock`` is held while a polled batch is processed and committed, and by
-the rebalance callbacks, never around ``getmany`` (the callbacks run inside aiokafka's rebalance,
-which ``getmany`` waits for). So a revocation always finds no transaction open, and an assignment
-never races a commit.
+Concurrency contract: ``self._lock`` is held while a poll is dispatched and by the rebalance callbacks,
+never around ``getmany`` (the callbacks run inside aiokafka's rebalance, which ``getmany`` waits for).
+A callback first waits, under the lock, for the commit loops of the partitions it gives up, so a
+revocation always finds no transaction of them open, and no commit loop starts while it runs. Commit
+loops never take the lock: a failed one hands its partition to a background reset that does.
 
 Failure handling per partition:
 
 * fenced producer: drop the worker; if the group has not revoked the partition two heartbeats later,
   reset it (:meth:`Processor._reclaim_later` says why the broker itself may have fenced us);
-* any other error while committing: abort, then :meth:`Processor._reset` the partition (new producer,
-  which fences and aborts anything still open; committed offset re-read; state restored from the
-  changelog; consumer seeked back), retrying with backoff while the broker is unreachable.
+* any other error while committing: abort, then :meth:`Processor._reset` the partition in the
+  background (new producer, which fences and aborts anything still open; committed offset re-read;
+  state restored from the changelog; consumer seeked back), retrying with backoff while the broker is
+  unreachable. Records polled for it meanwhile are dropped: it has no worker until the reset is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -82,7 +88,14 @@ class Processor:
         self.negative_control = negative_control
         self._tasks: set[asyncio.Task[None]] = set()
         self._seeks: dict[TopicPartition, int] = {}
-        """Seeks per partition: a batch polled across a seek of its partition is stale (see _process)."""
+        """Seeks per partition: a batch polled across a seek of its partition is stale (see _dispatch)."""
+        self._jobs: dict[TopicPartition, asyncio.Task[None]] = {}
+        """The commit loop of each partition that has work (see the module docstring)."""
+        self._backlog: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        """Records polled while their partition's commit loop was busy: its next transaction."""
+        self._paused: set[TopicPartition] = set()
+        self._failure: Exception | None = None
+        """The first unexpected error of a commit loop; the poll loop raises it."""
         self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
         self._unsafe: UnsafeHooks | None = None
 
@@ -134,13 +147,16 @@ class Processor:
                 batch = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_batch_records
                 )
+                if self._failure is not None:
+                    raise self._failure
                 if batch:
                     async with self._lock:
-                        await self._process(batch, seeks)
+                        self._dispatch(batch, seeks)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             async with self._lock:
+                await self._settle(list(self._jobs))  # finish the transactions in hand
                 for worker in list(self.workers.values()):
                     await worker.close()
                 self.workers.clear()
@@ -152,18 +168,17 @@ class Processor:
 
     # --- processing ------------------------------------------------------------------------------
 
-    async def _process(
+    def _dispatch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], seeks: dict[TopicPartition, int]
     ) -> None:
-        """Reduce and commit each partition's records, concurrently.
+        """Hand each partition's records to its commit loop (started if idle, else as its backlog).
 
         Records of a partition that was (re)taken while ``getmany`` ran may have been fetched before its
         seek, from anywhere ahead of the committed offset: they are dropped and the partition is sought
         back to where its worker starts, so nothing is skipped (finding F5). A partition without a worker
-        (fenced, waiting to be reclaimed) is sought back when it is taken.
+        (fenced or failed, waiting to be reset) is sought back when it is taken. Caller holds the lock.
         """
         assert self._consumer is not None
-        jobs = []
         for tp, records in batch.items():
             worker = self.workers.get(tp)
             if worker is None:
@@ -172,20 +187,68 @@ class Processor:
                 log.info("stale_fetch_dropped", partition=tp.partition, records=len(records), seek=worker.next_offset)
                 self._seek(tp, worker.next_offset)
                 continue
-            jobs.append(self._process_partition(tp, records))
-        await asyncio.gather(*jobs)
+            if tp not in self._jobs:
+                self._jobs[tp] = asyncio.get_running_loop().create_task(self._commit_loop(tp, records))
+                continue
+            backlog = self._backlog.setdefault(tp, [])
+            backlog.extend(records)
+            if len(backlog) >= self.config.max_batch_records and tp not in self._paused:
+                self._consumer.pause(tp)
+                self._paused.add(tp)
+
+    async def _commit_loop(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Commit ``records``, then the partition's backlog, one transaction each, until none is left.
+
+        An unexpected error (a bug, not a Kafka failure) stops the partition and is raised by the poll
+        loop, which stops the service, as it did when partitions were committed inline.
+        """
+        try:
+            while records and await self._process_partition(tp, records):
+                records = self._backlog.pop(tp, [])
+                self._resume(tp)
+        except Exception as error:
+            log.exception("commit_loop_failed", topic=tp.topic, partition=tp.partition)
+            worker = self.workers.pop(tp, None)
+            self._forget_fetched(tp)
+            if worker is not None:
+                await worker.close()
+            if self._failure is None:
+                self._failure = error
+        finally:
+            self._jobs.pop(tp, None)
+
+    async def _settle(self, tps: Iterable[TopicPartition]) -> None:
+        """Wait for the commit loops of ``tps`` to finish. Caller holds the lock (no new loop starts)."""
+        jobs = [job for tp in tps if (job := self._jobs.get(tp)) is not None]
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+    def _forget_fetched(self, tp: TopicPartition) -> None:
+        """Drop what was polled for ``tp`` and not reduced yet (before a seek or after a failure)."""
+        self._backlog.pop(tp, None)
+        self._resume(tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        if tp in self._paused:
+            self._paused.discard(tp)
+            if self._consumer is not None and tp in self._consumer.assignment():
+                self._consumer.resume(tp)
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:
-        """Move the consumer's position of ``tp``; every seek is counted, see :meth:`_process`."""
+        """Move the consumer's position of ``tp``; every seek is counted, see :meth:`_dispatch`."""
         assert self._consumer is not None
+        self._forget_fetched(tp)
         self._consumer.seek(tp, offset)
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
-    async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        worker = self.workers[tp]
+    async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Reduce and commit one transaction of ``tp``; ``False`` if it failed (the worker is then gone)."""
+        worker = self.workers.get(tp)
+        if worker is None:
+            return False
         out = worker.reduce_batch(records)
         if out.next_offset is None:
-            return
+            return True
         started = time.monotonic()
         try:
             await commit(
@@ -194,17 +257,17 @@ class Processor:
         except _FENCED:
             self.metrics.transactions.labels(outcome="aborted").inc()
             log.warning("partition_fenced", topic=tp.topic, partition=tp.partition)
-            await worker.close()
-            self.workers.pop(tp, None)
+            await self._drop_worker(tp, worker)
             self._reclaim_later(tp)
-            return
+            return False
         except (TimeoutError, KafkaError, OSError) as error:
             self.metrics.transactions.labels(outcome="aborted").inc()
             log.warning(
                 "transaction_failed", topic=tp.topic, partition=tp.partition, error=repr(error), facts=out.facts
             )
-            await self._reset(tp)
-            return
+            await self._drop_worker(tp, worker)
+            self._background(self._reset_locked(tp))
+            return False
         elapsed = time.monotonic() - started
         worker.next_offset = out.next_offset
         self.commits += 1
@@ -234,6 +297,14 @@ class Processor:
         if state.drops:
             log.info("facts_dropped_by_rules", partition=tp.partition, drops=dict(state.drops))
             state.drops.clear()
+        return True
+
+    async def _drop_worker(self, tp: TopicPartition, worker: PartitionWorker) -> None:
+        """Stop using ``tp`` after a failed transaction: its state is ahead of its changelog now."""
+        if self.workers.get(tp) is worker:
+            del self.workers[tp]
+        self._forget_fetched(tp)
+        await worker.close()
 
     # --- partition ownership ---------------------------------------------------------------------
 
@@ -302,6 +373,7 @@ class Processor:
             if start > 0:
                 self._seek(tp, start)
             else:
+                self._forget_fetched(tp)
                 await consumer.seek_to_beginning(tp)
                 self._seeks[tp] = self._seeks.get(tp, 0) + 1
             self.workers[tp] = PartitionWorker(
@@ -334,9 +406,12 @@ class Processor:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            await self._settle(revoked)
             self.crash.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
             for tp in revoked:
+                self._backlog.pop(tp, None)
+                self._paused.discard(tp)
                 worker = self.workers.pop(tp, None)
                 if worker is not None:
                     await worker.close()
@@ -349,8 +424,14 @@ class Processor:
             self.metrics.rebalances.labels(kind="assigned").inc()
             self.assigned = set(assigned)
             fresh = sorted((tp for tp in assigned if tp not in self.workers), key=lambda tp: tp.partition)
-            for tp in [tp for tp in self.workers if tp not in assigned]:
-                await self.workers.pop(tp).close()
+            gone = [tp for tp in self.workers if tp not in assigned]
+            await self._settle(gone)
+            for tp in gone:
+                self._backlog.pop(tp, None)
+                self._paused.discard(tp)
+                worker = self.workers.pop(tp, None)
+                if worker is not None:
+                    await worker.close()
             self._parked = {p: v for p, v in self._parked.items() if any(tp.partition == p for tp in fresh)}
             try:
                 await self._take(fresh)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -9,6 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.codec import encode_fact
 from services.config import KafkaSettings
 from services.lag import LagReader
+from services.processor import service
 from services.processor.faults import CrashPoints
 from services.processor.partition import restore_states
 from services.processor.topics import changelog_topic
@@ -150,3 +154,48 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     finally:
         await restorer.stop()
     assert {partition: offset for partition, (_, offset) in restored.items()} == committed
+
+
+async def test_a_partition_whose_transaction_stalls_does_not_hold_back_the_other_partitions(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each partition has its own commit loop: while partition 0's first transaction hangs, partition 1
+    keeps committing (facts published after the hang began included), and partition 0's facts polled
+    meanwhile all commit once it resumes."""
+    topics = await make_topics(kafka_bootstrap, "processor-independent", partitions=2)
+    first = small_stream(16)
+    second = [fact for index in range(16, 32) for fact in family_facts(f"thread-{index}", 100 + index)]
+    expected = expected_rows_by_family(first + second)
+    partition_of = {family: DefaultPartitioner()(family.encode(), [0, 1], [0, 1]) for family in expected}
+    assert set(partition_of.values()) == {0, 1}
+
+    def rows_on_partition_1(rows: dict[str, list[bytes]]) -> int:
+        return sum(len(r) for family, r in rows.items() if partition_of[family] == 1)
+
+    gate = asyncio.Event()
+    real_commit = service.commit
+
+    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
+        if partition == 0:
+            await gate.wait()
+        await real_commit(producer, out, partition=partition, **kwargs)
+
+    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    async with running_processor(topics.processor_config(kafka_bootstrap)):
+        for wave, rows_so_far in ((first, expected_rows_by_family(first)), (second, expected)):
+            await publish(kafka_bootstrap, topics.facts, wave)
+            wanted = rows_on_partition_1(rows_so_far)
+
+            async def partition_1_rows_committed(wanted: int = wanted) -> bool:
+                return len(await read_topic(kafka_bootstrap, topics.events)) >= wanted
+
+            await wait_until(partition_1_rows_committed, timeout=60, message=f"{wanted} rows of partition 1")
+            assert len(await read_topic(kafka_bootstrap, topics.events)) == wanted
+        gate.set()
+        total = sum(len(rows) for rows in expected.values())
+
+        async def all_rows_committed() -> bool:
+            return len(await read_topic(kafka_bootstrap, topics.events)) >= total
+
+        await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
+    assert await rows_by_family(kafka_bootstrap, topics.events) == expected
