@@ -107,6 +107,8 @@ def on_thread_response(
             mode = "forked"
     response = result.response
     metadata = _thread_metadata(response, mode)
+    if not family.threads:
+        family.threads = {}
     family.threads[response.thread.id] = ThreadState(connection=key, metadata=metadata)
     rows.append(
         ThreadInitializedEvent(
@@ -133,6 +135,8 @@ def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted,
     source_name = subagent_source_name(fact.subagent_source)
     thread = family.threads.get(fact.thread_id)
     if thread is None:
+        if not family.threads:
+            family.threads = {}
         thread = family.threads[fact.thread_id] = ThreadState()
     if thread.metadata is None:
         thread.metadata = ThreadMetadata(

@@ -53,6 +53,7 @@ from schemas.protocol import (
     TurnSteerResult as TurnSteerResponseResult,
 )
 from schemas.state import (
+    NO_ENTRIES,
     DiffLineCounts,
     FamilyState,
     PartitionState,
@@ -70,6 +71,8 @@ PRODUCT_SURFACE = "codex"
 def ensure_turn(family: FamilyState, turn_id: str) -> TurnState:
     turn = family.turns.get(turn_id)
     if turn is None:
+        if not family.turns:
+            family.turns = {}  # NO_ENTRIES is shared and read-only (schemas.state)
         turn = family.turns[turn_id] = TurnState()
     return turn
 
@@ -90,6 +93,8 @@ def on_client_request(family: FamilyState, producer: str, fact: ClientRequestFac
     """
     key = client_request_key(producer, fact.connection_id, fact.request_id)
     request = fact.request
+    if not family.requests and isinstance(request, TurnStartRequest | TurnSteerRequest):
+        family.requests = {}  # NO_ENTRIES is shared and read-only (schemas.state)
     match request:
         case TurnStartRequest():
             family.requests[key] = PendingTurnRequest(
@@ -111,9 +116,14 @@ def _take_request(
     state: PartitionState, family: FamilyState | None, producer: str, connection_id: int, request_id: RequestId
 ) -> PendingTurnRequest | None:
     """Remove and return the pending request an answer refers to (``None``, counted, if unknown)."""
-    pending = family.requests.pop(client_request_key(producer, connection_id, request_id), None) if family else None
+    if family is None:
+        bump(state, "unknown_client_request")
+        return None
+    pending = family.requests.pop(client_request_key(producer, connection_id, request_id), None)
     if pending is None:
         bump(state, "unknown_client_request")
+    elif not family.requests:
+        family.requests = NO_ENTRIES
     return pending
 
 
@@ -392,6 +402,8 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
             )
         )
     del family.turns[turn_id]
+    if not family.turns:
+        family.turns = NO_ENTRIES
 
 
 def _none_is_null(value: str | None) -> str | None:
