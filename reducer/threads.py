@@ -6,7 +6,7 @@ thread's metadata (source, sub-agent source, parent).
 
 from __future__ import annotations
 
-from reducer.context import bump, connection_key
+from reducer.context import bump, connection_key, shared, shared_or_none
 from schemas.events import (
     AppServerClient,
     Row,
@@ -73,9 +73,9 @@ def _thread_metadata(response: ThreadResponse, mode: ThreadInitializationMode) -
         parent = subagent_parent_thread_id(subagent)
     return ThreadMetadata(
         session_id=thread.session_id,
-        thread_source=thread.thread_source,
+        thread_source=shared_or_none(thread.thread_source),
         initialization_mode=mode,
-        subagent_source=None if subagent is None else subagent_source_name(subagent),
+        subagent_source=None if subagent is None else shared(subagent_source_name(subagent)),
         parent_thread_id=parent,
     )
 
@@ -143,7 +143,7 @@ def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted,
             session_id=fact.session_id,
             thread_source="subagent",
             initialization_mode="new",
-            subagent_source=source_name,
+            subagent_source=shared(source_name),
             parent_thread_id=parent,
         )
     if thread.connection is None and parent is not None:

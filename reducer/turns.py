@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from reducer.context import bump, client_request_key, connection_key, non_negative
+from reducer.context import bump, client_request_key, connection_key, non_negative, shared, shared_or_none
 from schemas.events import (
     ACCEPTED_LINE_FINGERPRINTS_PARAMS_EVENT_TYPE,
     AcceptedLineFingerprintsEvent,
@@ -265,22 +265,24 @@ def on_turn_resolved_config(
     turn = ensure_turn(family, fact.turn_id)
     turn.thread_id = fact.thread_id
     turn.num_input_images = fact.num_input_images
+    # Every string is shared (reducer.context.shared): few distinct values, one copy per open turn otherwise.
+    # submission_type and sandbox_policy are Literal fields: msgspec already decodes them to shared strings.
     turn.resolved_config = ResolvedTurnConfig(
         submission_type=fact.submission_type,
         ephemeral=fact.ephemeral,
-        model=fact.model,
-        model_provider=fact.model_provider,
+        model=shared(fact.model),
+        model_provider=shared(fact.model_provider),
         sandbox_policy=fact.sandbox_policy,
-        reasoning_effort=fact.reasoning_effort,
-        reasoning_summary=fact.reasoning_summary,
-        service_tier=fact.service_tier,
-        approval_policy=fact.approval_policy,
-        approvals_reviewer=fact.approvals_reviewer,
+        reasoning_effort=shared_or_none(fact.reasoning_effort),
+        reasoning_summary=shared_or_none(fact.reasoning_summary),
+        service_tier=shared_or_none(fact.service_tier),
+        approval_policy=shared(fact.approval_policy),
+        approvals_reviewer=shared(fact.approvals_reviewer),
         sandbox_network_access=fact.sandbox_network_access,
-        collaboration_mode=fact.collaboration_mode,
-        personality=fact.personality,
+        collaboration_mode=shared(fact.collaboration_mode),
+        personality=shared_or_none(fact.personality),
         is_first_turn=fact.is_first_turn,
-        repo_hash=fact.repo_hash,
+        repo_hash=shared_or_none(fact.repo_hash),
     )
     maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
 
