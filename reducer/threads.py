@@ -76,7 +76,7 @@ def _thread_metadata(response: ThreadResponse, mode: ThreadInitializationMode) -
         thread_source=shared_or_none(thread.thread_source),
         initialization_mode=mode,
         subagent_source=None if subagent is None else shared(subagent_source_name(subagent)),
-        parent_thread_id=parent,
+        parent_thread_id=shared_or_none(parent),
     )
 
 
@@ -109,7 +109,7 @@ def on_thread_response(
     metadata = _thread_metadata(response, mode)
     if not family.threads:
         family.threads = {}
-    family.threads[response.thread.id] = ThreadState(connection=key, metadata=metadata)
+    family.threads[shared(response.thread.id)] = ThreadState(connection=key, metadata=metadata)
     rows.append(
         ThreadInitializedEvent(
             event_params=ThreadInitializedEventParams(
@@ -137,14 +137,14 @@ def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted,
     if thread is None:
         if not family.threads:
             family.threads = {}
-        thread = family.threads[fact.thread_id] = ThreadState()
+        thread = family.threads[shared(fact.thread_id)] = ThreadState()
     if thread.metadata is None:
         thread.metadata = ThreadMetadata(
             session_id=fact.session_id,
             thread_source="subagent",
             initialization_mode="new",
             subagent_source=shared(source_name),
-            parent_thread_id=parent,
+            parent_thread_id=shared_or_none(parent),
         )
     if thread.connection is None and parent is not None:
         parent_thread = family.threads.get(parent)

@@ -98,11 +98,11 @@ def on_client_request(family: FamilyState, producer: str, fact: ClientRequestFac
     match request:
         case TurnStartRequest():
             family.requests[key] = PendingTurnRequest(
-                thread_id=request.params.thread_id, num_input_images=num_input_images(request.params.input)
+                thread_id=shared(request.params.thread_id), num_input_images=num_input_images(request.params.input)
             )
         case TurnSteerRequest():
             family.requests[key] = PendingTurnRequest(
-                thread_id=request.params.thread_id,
+                thread_id=shared(request.params.thread_id),
                 num_input_images=num_input_images(request.params.input),
                 expected_turn_id=request.params.expected_turn_id,
                 created_at=now_s,
@@ -236,7 +236,7 @@ def on_turn_started(family: FamilyState, params: TurnNotificationParams) -> None
 def on_turn_diff_updated(family: FamilyState, params: TurnDiffParams) -> None:
     """Keep the latest diff's line counts (a later diff replaces an earlier one); never emits."""
     turn = ensure_turn(family, params.turn_id)
-    turn.thread_id = params.thread_id
+    turn.thread_id = shared(params.thread_id)
     added, deleted = count_diff_lines(params.diff)
     turn.latest_diff = DiffLineCounts(added=added, deleted=deleted)
 
@@ -263,7 +263,7 @@ def on_turn_resolved_config(
     state: PartitionState, family: FamilyState, fact: TurnResolvedConfig, now_s: int, rows: list[Row]
 ) -> None:
     turn = ensure_turn(family, fact.turn_id)
-    turn.thread_id = fact.thread_id
+    turn.thread_id = shared(fact.thread_id)
     turn.num_input_images = fact.num_input_images
     # Every string is shared (reducer.context.shared): few distinct values, one copy per open turn otherwise.
     # submission_type and sandbox_policy are Literal fields: msgspec already decodes them to shared strings.
@@ -291,7 +291,7 @@ def on_turn_token_usage(
     state: PartitionState, family: FamilyState, fact: TurnTokenUsage, now_s: int, rows: list[Row]
 ) -> None:
     turn = ensure_turn(family, fact.turn_id)
-    turn.thread_id = fact.thread_id
+    turn.thread_id = shared(fact.thread_id)
     usage = fact.token_usage
     turn.token_usage = TokenUsage(
         input_tokens=usage.input_tokens,
