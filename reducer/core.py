@@ -101,10 +101,11 @@ def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionStat
     observed = envelope.observed_at_ms
     if observed > state.watermark_ms:
         state.watermark_ms = observed
-    family = state.families.get(family_key(envelope))
-    if family is not None and observed > family.last_seen_ms:
-        family.last_seen_ms = observed  # any fact of a family keeps it alive, even one that changes nothing
     fact = envelope.fact
+    if type(fact) is not Initialize:  # a broadcast belongs to no family, not even its producer's unrouted one
+        family = state.families.get(family_key(envelope))
+        if family is not None and observed > family.last_seen_ms:
+            family.last_seen_ms = observed  # any fact of a family keeps it alive, even one that changes nothing
     _HANDLERS[type(fact)](state, envelope, fact, rows)
     return state, rows
 
@@ -143,7 +144,7 @@ def _on_client_response(
 ) -> None:
     result = fact.response
     producer = envelope.producer
-    if isinstance(result, ThreadStartResult | ThreadResumeResult | ThreadForkResult):
+    if isinstance(result, (ThreadStartResult, ThreadResumeResult, ThreadForkResult)):
         threads.on_thread_response(state, _family(state, envelope), producer, fact, result, rows)
     elif isinstance(result, TurnStartResult):
         turns.on_turn_start_response(
@@ -155,7 +156,7 @@ def _on_client_response(
 
 def _on_client_request(state: PartitionState, envelope: FactEnvelope, fact: ClientRequestFact, rows: list[Row]) -> None:
     # Only turn/start and turn/steer are remembered; other requests create no state.
-    if isinstance(fact.request, TurnStartRequest | TurnSteerRequest):
+    if isinstance(fact.request, (TurnStartRequest, TurnSteerRequest)):
         turns.on_client_request(_family(state, envelope), envelope.producer, fact, _now_s(envelope))
 
 

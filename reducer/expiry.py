@@ -21,12 +21,18 @@ How the processor uses them after reducing a batch (``dirty`` = families the bat
 A cap can only be exceeded by a fact landing in that family, so enforcing caps on the dirty families
 before the changelog write keeps memory and changelog identical.
 
+:func:`expire` scans every family. The processor calls it after every batch, where a scan of 100,000
+families costs ~20 ms; it uses :class:`IdleIndex` instead, which evicts exactly the same families (a
+property test compares the two after every batch) while looking only at the batch's families and at the
+families whose last fact is old enough to be near the cutoff.
+
 Connections (one per app-server connection, broadcast to every partition) are not bounded here: a
 thread fact may refer to a connection at any later time. See ``docs/differences.md``.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from itertools import islice
 from typing import Final
@@ -45,6 +51,7 @@ __all__ = [
     "MAX_THREADS_PER_FAMILY",
     "MAX_TURNS_PER_FAMILY",
     "FamilyCaps",
+    "IdleIndex",
     "enforce_caps",
     "expire",
     "idle_cutoff_ms",
@@ -100,15 +107,97 @@ def expire(state: PartitionState, idle_ttl_ms: int) -> list[str]:
     return evicted
 
 
+class IdleIndex:
+    """Which families :func:`expire` would evict, found without scanning the whole state.
+
+    Holds one heap entry ``(last_seen_ms, key)`` per family, where the entry's time is never later than
+    the family's ``last_seen_ms`` (a family's ``last_seen_ms`` only grows while it lives). Eviction pops
+    entries below the cutoff: a family still idle is evicted, one seen since is pushed back with its
+    current time (at most once per TTL of activity), one already gone drops its entry. Emptiness is
+    checked only on the families a batch touched: a fact changes only its own family (and the
+    connection table), so a family nobody touched is exactly as non-empty as at the last call.
+
+    An index belongs to one state object: build it from the state (after a restore, say), then pass
+    every family the reducer touched since the last call (including families a fact created and
+    families whose fact the reducer refused). It holds no clock and no I/O; it is derived data, never
+    written to the changelog.
+    """
+
+    __slots__ = ("_heap", "_indexed", "_unchecked")
+
+    def __init__(self, state: PartitionState) -> None:
+        self._unchecked: list[str] | None = list(state.families)
+        """Families of the state the index was built from: the first call checks them for emptiness."""
+        self._indexed: dict[str, int] = {key: family.last_seen_ms for key, family in state.families.items()}
+        self._heap: list[tuple[int, str]] = [(seen, key) for key, seen in self._indexed.items()]
+        heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def expire(self, state: PartitionState, idle_ttl_ms: int, touched: Iterable[str]) -> list[str]:
+        """Evict what ``expire(state, idle_ttl_ms)`` would evict; return the keys (in no particular order)."""
+        if idle_ttl_ms < 0:
+            raise ValueError(f"idle_ttl_ms must be >= 0, got {idle_ttl_ms}")
+        families = state.families
+        indexed = self._indexed
+        heap = self._heap
+        cutoff = idle_cutoff_ms(state, idle_ttl_ms)
+        evicted: list[str] = []
+        if self._unchecked is not None:
+            touched = [*self._unchecked, *touched]
+            self._unchecked = None
+        for key in touched:
+            family = families.get(key)
+            if family is None:
+                continue
+            if family.is_empty():
+                del families[key]
+                evicted.append(key)
+                continue
+            seen = indexed.get(key)
+            if seen is None or family.last_seen_ms < seen:
+                # New, or re-created with an older time than its entry: a fresh entry (the old one, if
+                # any, no longer matches ``indexed`` and is dropped when it surfaces).
+                indexed[key] = family.last_seen_ms
+                heapq.heappush(heap, (family.last_seen_ms, key))
+        while heap and heap[0][0] < cutoff:
+            seen, key = heapq.heappop(heap)
+            if indexed.get(key) != seen:
+                continue  # superseded entry
+            family = families.get(key)
+            if family is None:
+                del indexed[key]
+            elif family.last_seen_ms < cutoff:
+                del families[key]
+                del indexed[key]
+                evicted.append(key)
+                bump(state, "expired_idle_family")
+            else:
+                indexed[key] = family.last_seen_ms
+                heapq.heappush(heap, (family.last_seen_ms, key))
+        return evicted
+
+
 def enforce_caps(state: PartitionState, family_keys: Iterable[str], caps: FamilyCaps = DEFAULT_CAPS) -> list[str]:
     """Trim the named families' maps to ``caps``; return the keys of the families that lost entries.
 
     Unknown keys are skipped. Each evicted entry counts once in ``state.drops["cap_evicted:<map>"]``.
     """
     trimmed: list[str] = []
+    families = state.families
     for key in family_keys:
-        family = state.families.get(key)
-        if family is not None and _trim_family(state, family, caps):
+        family = families.get(key)
+        if family is None or (  # the common case, checked without building _trim_family's table
+            len(family.threads) <= caps.threads
+            and len(family.requests) <= caps.requests
+            and len(family.turns) <= caps.turns
+            and len(family.started_at_ms) <= caps.started_at_ms
+            and len(family.pending_reviews) <= caps.pending_reviews
+            and len(family.summaries) <= caps.summaries
+        ):
+            continue
+        if _trim_family(state, family, caps):
             trimmed.append(key)
     return trimmed
 

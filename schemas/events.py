@@ -587,3 +587,8 @@ class PluginDisabledEvent(Row, tag="codex_plugin_disabled"):
 
 ISOLATED_EVENT_TYPES: frozenset[str] = frozenset({"codex_accepted_line_fingerprints"})
 """Rows that must travel alone in their own HTTP request (``should_send_in_isolated_request``)."""
+
+
+def event_type(row_class: type[Row]) -> str:
+    """The ``event_type`` a row class is encoded with (its struct tag)."""
+    return str(row_class.__struct_config__.tag)

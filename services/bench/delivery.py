@@ -35,7 +35,7 @@ from services.bench.plan import Plan
 from services.bench.workload import Copy
 from services.config import KafkaSettings, SenderConfig
 from services.metrics import SenderMetrics
-from services.processor.partition import EVENT_TYPE_HEADER, ROW_ID_HEADER, _event_type
+from services.processor.partition import EVENT_TYPE_HEADER, ROW_ID_HEADER, event_type_header
 from services.sender.client import EVENTS_PATH, EndpointClient
 from services.sender.loop import Sender, create_consumer, create_producer
 
@@ -56,7 +56,7 @@ def rows_of(copy: Copy, *, topic: str = "facts") -> list[tuple[bytes, bytes, lis
         for index, row in enumerate(rows):
             headers = [
                 (ROW_ID_HEADER, f"{topic}-{copy.index}-{offset}-{index}".encode()),
-                (EVENT_TYPE_HEADER, _event_type(row)),
+                (EVENT_TYPE_HEADER, event_type_header(type(row))),
             ]
             out.append((key, encode_row(row), headers))
     return out

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from reducer import initial_state, reduce
 from schemas.codec import FactDecodeError, decode_fact
+from schemas.events import event_type
 from services.config import KafkaSettings, ProcessorConfig
 from services.demo.endpoint import RecordingEndpoint
 from services.demo.generator import Workload
@@ -95,7 +96,7 @@ async def _publish(bootstrap: str, workload: Workload) -> tuple[int, Counter[str
             state, rows = reduce(state, decode_fact(fact.value))
         except FactDecodeError:
             continue
-        predicted.update(type(row).__struct_config__.tag for row in rows)  # type: ignore[misc]
+        predicted.update(event_type(type(row)) for row in rows)
     await publisher.close()
     return sent, kinds, predicted
 

@@ -23,9 +23,11 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 
-from reducer import changelog_records, enforce_caps, expire, family_key, reduce, restore
+from reducer import changelog_records, enforce_caps, family_key, reduce, restore
 from reducer.context import connection_key
-from schemas.codec import FactDecodeError, decode_fact, encode_row
+from reducer.expiry import IdleIndex
+from schemas.codec import FactDecodeError, decode_fact, row_encoder
+from schemas.events import Row, event_type
 from schemas.facts import Initialize
 from schemas.state import PartitionState
 from services.processor.deadletter import dead_letter
@@ -38,14 +40,15 @@ group's committed offset, used when the broker does not return the latter (``ser
 ROW_ID_HEADER: Final = "row-id"
 EVENT_TYPE_HEADER: Final = "event-type"
 
-_EVENT_TYPE_BY_CLASS: dict[type, bytes] = {}
+_EVENT_TYPE_BY_CLASS: dict[type[Row], bytes] = {}
+_encode_row = row_encoder()
 
 
-def _event_type(row: Any) -> bytes:
-    cls = type(row)
+def event_type_header(cls: type[Row]) -> bytes:
+    """The ``event-type`` header of a row class, computed once per class."""
     tag = _EVENT_TYPE_BY_CLASS.get(cls)
     if tag is None:
-        tag = _EVENT_TYPE_BY_CLASS[cls] = str(cls.__struct_config__.tag).encode()
+        tag = _EVENT_TYPE_BY_CLASS[cls] = event_type(cls).encode()
     return tag
 
 
@@ -68,6 +71,7 @@ class PartitionWorker:
         self.state = state
         self.next_offset = next_offset
         self.idle_ttl_ms = idle_ttl_ms
+        self.idle_index = IdleIndex(state)
         self.row_prefix = f"{topic}-{partition}-"
 
     def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
@@ -82,14 +86,17 @@ class PartitionWorker:
         dirty_families: set[str] = set()
         dirty_connections: set[str] = set()
         rows = out.rows
-        rows_by_type = out.rows_by_type
+        rows_by_class: dict[type[Row], int] = {}
         prefix = self.row_prefix
+        first = self.next_offset
+        last = -1
+        facts = 0
         for record in records:
             offset = record.offset
-            if offset < self.next_offset:
+            if offset < first:
                 continue  # already committed: a batch fetched before a reset or a rebalance
-            out.next_offset = offset + 1
-            out.facts += 1
+            last = offset
+            facts += 1
             raw = record.value
             try:
                 if raw is None:
@@ -98,35 +105,38 @@ class PartitionWorker:
             except FactDecodeError as error:
                 out.dead_letters.append(self._dead_letter(record, error.reason, error))
                 continue
+            family = family_key(envelope)
+            if type(envelope.fact) is Initialize:
+                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
+            else:
+                dirty_families.add(family)  # before reducing: a refused fact may have changed it half-way
             try:
                 state, emitted = reduce(state, envelope)
             except Exception as error:
                 out.dead_letters.append(self._dead_letter(record, "reducer_error", error))
                 continue
-            family = family_key(envelope)
-            if isinstance(envelope.fact, Initialize):
-                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
-            else:
-                dirty_families.add(family)
             if emitted:
                 key = family.encode()
                 base = f"{prefix}{offset}-"
                 for index, row in enumerate(emitted):
-                    event_type = _event_type(row)
+                    cls = type(row)
+                    rows_by_class[cls] = rows_by_class.get(cls, 0) + 1
                     rows.append(
                         (
                             key,
-                            encode_row(row),
-                            [(ROW_ID_HEADER, f"{base}{index}".encode()), (EVENT_TYPE_HEADER, event_type)],
+                            _encode_row(row),
+                            [(ROW_ID_HEADER, f"{base}{index}".encode()), (EVENT_TYPE_HEADER, event_type_header(cls))],
                         )
                     )
-                    name = event_type.decode()
-                    rows_by_type[name] = rows_by_type.get(name, 0) + 1
+        if facts:
+            out.facts = facts
+            out.next_offset = last + 1
+        out.rows_by_type = {event_type_header(cls).decode(): count for cls, count in rows_by_class.items()}
         if out.next_offset is None:
             return out
         self.state = state
         enforce_caps(state, dirty_families)
-        dirty_families.update(expire(state, self.idle_ttl_ms))
+        dirty_families.update(self.idle_index.expire(state, self.idle_ttl_ms, dirty_families))
         out.changelog = [
             (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
         ]

@@ -5,8 +5,9 @@ together or not at all, which is what makes the output exactly-once per input fa
 marked ``# Step n.`` below:
 
 1. begin the transaction;
-2. produce the rows to the events topic;
-3. produce the changed state to changelog partition P (same number as input partition P);
+2. produce the rows to the events topic, in record batches per events partition (the partition the
+   default partitioner picks for the row's key, so a family's rows stay in order on one partition);
+3. produce the changed state to changelog partition P (same number as input partition P), batched too;
 4. produce the dead letters to the facts dead-letter topic, partition P;
 5. wait until every record is acknowledged, then add the input offset (last + 1) to the transaction;
 6. commit.
@@ -25,12 +26,15 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from services.processor.deadletter import DeadLetter
 from services.processor.faults import CrashPoints
 
 Headers = list[tuple[str, bytes]]
+Record = tuple[bytes, bytes | None, Headers | None]
+"""Key, value (``None``: a tombstone) and headers of one record to produce."""
 
 
 @dataclass
@@ -93,14 +97,15 @@ async def commit(
         pending: list[asyncio.Future[object]] = []
         # Step 2.
         if unsafe is None or unsafe.rows_outside_txn is None:
-            for key, value, headers in out.rows:
-                pending.append(await producer.send(to.events_topic, value, key=key, headers=headers))
+            by_partition = by_key_partition(out.rows, sorted(await producer.partitions_for(to.events_topic)))
+            for events_partition, rows in by_partition.items():
+                pending += await send_batched(producer, to.events_topic, events_partition, rows)
             crash.reached("after_rows_sent")
         # Step 3.
-        for key, state in out.changelog:
-            pending.append(await producer.send(to.changelog_topic, state, key=key, partition=partition))
+        changelog: list[Record] = [(key, state, None) for key, state in out.changelog]
+        pending += await send_batched(producer, to.changelog_topic, partition, changelog)
         crash.reached("after_changelog_sent")
-        # Step 4.
+        # Step 4. Dead letters are rare and may be megabytes: one send() each, size-checked by the producer.
         for letter in out.dead_letters:
             pending.append(
                 await producer.send(
@@ -124,6 +129,53 @@ async def commit(
     # reset (a new producer with the same transactional id) resolves it either way.
     await producer.commit_transaction()
     crash.reached("after_commit")
+
+
+_partitioner = DefaultPartitioner()
+
+
+def by_key_partition(
+    rows: list[tuple[bytes, bytes, Headers]], partitions: list[int]
+) -> dict[int, list[Record]]:
+    """Group rows by the partition aiokafka's default partitioner picks for their key, keeping order.
+
+    The same choice ``producer.send(topic, value, key=key)`` would make (murmur2 of the key over the
+    sorted partition ids), computed once per key: a batch's rows come in runs of one family's key.
+    """
+    groups: dict[int, list[Record]] = {}
+    chosen: dict[bytes, int] = {}
+    for row in rows:
+        key = row[0]
+        target = chosen.get(key)
+        if target is None:
+            target = chosen[key] = _partitioner(key, partitions, partitions)
+        group = groups.get(target)
+        if group is None:
+            group = groups[target] = []
+        group.append(row)
+    return groups
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, topic: str, partition: int, records: list[Record]
+) -> list[asyncio.Future[object]]:
+    """Append ``records`` to record batches for one partition and hand them to the producer.
+
+    One future per batch (a batch holds up to the producer's ``max_batch_size``; the first record
+    always fits) instead of one ``send()`` await, partition lookup and future per record: about 3x
+    cheaper per record in a transaction (docs/performance.md). ``send_batch`` adds the partition to the
+    open transaction like ``send`` does.
+    """
+    futures: list[asyncio.Future[object]] = []
+    batch = producer.create_batch()
+    for key, value, headers in records:
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 async def abort_quietly(producer: AIOKafkaProducer) -> None:

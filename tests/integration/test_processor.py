@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import encode_fact
 from services.config import KafkaSettings
@@ -11,6 +12,7 @@ from services.lag import LagReader
 from services.processor.faults import CrashPoints
 from services.processor.partition import restore_states
 from services.processor.topics import changelog_topic
+from services.processor.transaction import send_batched
 from tests.support.builders import (
     completed_command_item,
     sample_command_approval_request,
@@ -18,7 +20,7 @@ from tests.support.builders import (
     sample_server_response,
     sample_thread_response,
 )
-from tests.support.kafka import read_topic, wait_until
+from tests.support.kafka import create_topics, partition_ids, random_topic_name, read_topic, wait_until
 from tests.support.pipeline import (
     expected_rows_by_family,
     make_topics,
@@ -60,6 +62,33 @@ async def test_processor_publishes_the_offline_reducers_rows_per_family(kafka_bo
 
         await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
     assert await rows_by_family(kafka_bootstrap, topics.events) == expected
+    # Rows are sent in record batches per partition; each lands where producer.send(key=...) would put it.
+    partitions = sorted(await partition_ids(kafka_bootstrap, topics.events))
+    records = await read_topic(kafka_bootstrap, topics.events)
+    assert {r.partition for r in records} == set(partitions)
+    assert all(r.partition == DefaultPartitioner()(r.key, partitions, partitions) for r in records)
+
+
+async def test_a_transaction_larger_than_one_record_batch_commits_every_record_in_order(
+    kafka_bootstrap: str,
+) -> None:
+    topic = random_topic_name("batched")
+    await create_topics(kafka_bootstrap, [topic], partitions=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-txn", max_batch_size=16 * 1024
+    )
+    await producer.start()
+    values = [f"{index:06d}".encode() * 170 for index in range(300)]  # ~1 KiB each: ~19 record batches
+    try:
+        await producer.begin_transaction()
+        futures = await send_batched(producer, topic, 0, [(b"k", value, [("n", b"1")]) for value in values])
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+    assert len(futures) > 10
+    records = await read_topic(kafka_bootstrap, topic)
+    assert [r.value for r in records] == values
+    assert all(r.key == b"k" and r.headers == (("n", b"1"),) for r in records)
 
 
 async def test_restarted_processor_restores_state_and_emits_nothing_twice(kafka_bootstrap: str) -> None:

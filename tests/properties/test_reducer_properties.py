@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reducer import changelog_records, enforce_caps, expire, family_key, initial_state, reduce, restore, snapshot
 from reducer.context import connection_key
-from reducer.expiry import FamilyCaps
+from reducer.expiry import FamilyCaps, IdleIndex
 from schemas.codec import decode_fact, encode_row
 from schemas.facts import (
     AppMentioned,
@@ -288,6 +288,55 @@ def test_expire_never_evicts_a_family_with_state_that_had_a_fact_within_the_ttl(
                 assert key not in holding or last_fact_ms[key] < cutoff, f"{key} had a fact within the TTL"
             for key in holding - set(evicted):
                 assert key in state.families
+
+
+@PROPERTY_SETTINGS
+@given(
+    any_stream,
+    st.lists(st.integers(min_value=0, max_value=4_000), min_size=1, max_size=60),
+    st.lists(st.integers(min_value=1, max_value=25), max_size=30),
+    st.integers(min_value=0, max_value=3_000),
+    st.integers(min_value=0, max_value=30),
+)
+def test_the_idle_index_evicts_exactly_what_a_full_scan_evicts_after_every_batch(
+    facts: list[FactEnvelope], times: list[int], batch_sizes: list[int], idle_ttl_ms: int, rebuild_at: int
+) -> None:
+    """The processor's ``IdleIndex`` against ``expire()``: same families, same state, same counts.
+
+    Fact times are re-drawn (out of order, repeated, going back) and some facts lose their thread id
+    (unrouted families, refreshed by nothing but their own facts); at one batch the indexed state is
+    rebuilt from its snapshot with a new index, as after a restart.
+    """
+    stamped = [
+        msgspec.structs.replace(
+            fact,
+            observed_at_ms=times[index % len(times)] + 100 * index,
+            thread_id=None if times[index % len(times)] % 7 == 0 else fact.thread_id,
+        )
+        for index, fact in enumerate(fresh(facts))
+    ]
+    scanned, indexed = initial_state(), initial_state()
+    index = IdleIndex(indexed)
+    sizes = iter(batch_sizes)
+    position, batch = 0, 0
+    while position < len(stamped):
+        chunk = stamped[position : position + next(sizes, 5)]
+        position += len(chunk)
+        touched = {family_key(fact) for fact in chunk if not isinstance(fact.fact, Initialize)}
+        for fact in chunk:
+            scanned, scanned_rows = reduce(scanned, fact)
+            indexed, indexed_rows = reduce(indexed, fact)
+            assert [encode_row(r) for r in indexed_rows] == [encode_row(r) for r in scanned_rows]
+        expected = expire(scanned, idle_ttl_ms)
+        assert sorted(index.expire(indexed, idle_ttl_ms, touched)) == sorted(expected)
+        assert snapshot(indexed) == snapshot(scanned)
+        assert indexed.drops == scanned.drops
+        batch += 1
+        if batch == rebuild_at:
+            drops = indexed.drops
+            indexed = restore(changelog_records(indexed, sorted(indexed.families), sorted(indexed.connections)))
+            indexed.drops = drops
+            index = IdleIndex(indexed)
 
 
 @PROPERTY_SETTINGS

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from reducer import enforce_caps, expire
-from reducer.expiry import FamilyCaps
+from reducer.expiry import FamilyCaps, IdleIndex
 from schemas.state import FamilyState, PartitionState, PendingReview, ThreadState
 from tests.support.builders import (
     envelope,
     review_prerequisites,
     run,
     sample_command_approval_request,
+    sample_initialize,
     sample_server_response,
     sample_thread_response,
 )
@@ -105,6 +106,55 @@ def test_any_fact_of_a_family_refreshes_its_idle_time() -> None:
 def test_negative_ttl_is_refused() -> None:
     with pytest.raises(ValueError, match="idle_ttl_ms"):
         expire(PartitionState(), idle_ttl_ms=-1)
+
+
+def test_an_initialize_broadcast_does_not_keep_its_producers_unrouted_family_alive() -> None:
+    broadcast = sample_initialize()
+    broadcast.observed_at_ms = 60_000
+    unrouted = f"~unrouted/{broadcast.producer}"
+    state, _ = run([broadcast], PartitionState(families={unrouted: _family(1_000)}))
+
+    assert state.families[unrouted].last_seen_ms == 1_000
+    assert expire(state, idle_ttl_ms=30_000) == [unrouted]
+
+
+# --- IdleIndex: the processor's expiry, which must evict exactly what expire() evicts -------------
+
+
+def test_index_evicts_a_touched_family_that_became_empty_and_leaves_untouched_ones() -> None:
+    state = PartitionState(families={"emptied": FamilyState(last_seen_ms=900), "busy": _family(900)}, watermark_ms=1000)
+    index = IdleIndex(state)
+    assert index.expire(state, 10_000, []) == ["emptied"], "the first call checks every family it was built from"
+    state.families["emptied-later"] = FamilyState(last_seen_ms=950)
+
+    assert index.expire(state, 10_000, ["emptied-later"]) == ["emptied-later"]
+    assert list(state.families) == ["busy"]
+    assert state.drops == {}
+
+
+def test_index_evicts_an_idle_family_once_the_watermark_passes_it_and_counts_it() -> None:
+    state = PartitionState(families={"a": _family(100), "b": _family(400)}, watermark_ms=500)
+    index = IdleIndex(state)
+    assert index.expire(state, 450, []) == []
+    state.families["b"].last_seen_ms = 900  # a fact of "b" arrived
+    state.watermark_ms = 1000
+
+    assert index.expire(state, 450, ["b"]) == ["a"]
+    state.watermark_ms = 1400
+    assert index.expire(state, 450, []) == ["b"]
+    assert state.drops == {"expired_idle_family": 2}
+    assert len(index) == 0
+
+
+def test_index_still_expires_a_family_recreated_with_an_older_time_than_its_evicted_self() -> None:
+    state = PartitionState(families={"f": FamilyState(last_seen_ms=900)}, watermark_ms=900)
+    index = IdleIndex(state)
+    assert index.expire(state, 100, []) == ["f"]  # empty: evicted, its heap entry (900) stays behind
+    state.families["f"] = _family(700)  # a late fact re-creates it, observed before the old entry
+    assert index.expire(state, 300, ["f"]) == []
+
+    state.watermark_ms = 1001
+    assert index.expire(state, 300, []) == ["f"], "idle since 700 < 1001 - 300"
 
 
 def test_caps_evict_the_oldest_inserted_entries_first_and_count_them() -> None:
