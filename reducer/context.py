@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 from schemas.events import AppServerClient
@@ -19,8 +20,25 @@ def rust_trim(text: str) -> str:
     return text.strip(RUST_WHITESPACE)
 
 
+def shared(text: str) -> str:
+    """``text`` as the one shared string object of its value (``sys.intern``), to keep in state.
+
+    For strings kept in state that take few distinct values (connection keys, model, policies, sources):
+    thousands of open turns then hold references to a handful of strings instead of a copy each
+    (docs/performance.md, B5). Interning changes identity only, never a value, so the reducer stays
+    pure: no output and no comparison depends on it. Interned strings are freed with their last
+    reference, so the interpreter's table does not grow with the stream.
+    """
+    return sys.intern(text)
+
+
+def shared_or_none(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def connection_key(producer: str, connection_id: int) -> str:
-    return f"{producer}{KEY_SEP}{connection_id}"
+    """Key of a connection; shared (:func:`shared`) because every thread and turn of it keeps one."""
+    return sys.intern(f"{producer}{KEY_SEP}{connection_id}")
 
 
 def request_key(producer: str, request_id: RequestId) -> str:

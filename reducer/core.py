@@ -5,6 +5,8 @@ to one ``_on_<kind>`` handler (codex's ``ingest`` match) through a table keyed b
 dict look-up instead of a chain of ``isinstance`` checks, which is most of the cost of a long ``match``
 on the hot path. Handlers mutate the partition state in place for speed and append rows. The state is
 still returned, so callers (tests, replay, the Kafka processor, the changelog) treat it as a value.
+Strings kept in state are interned (``reducer.context.shared``): that changes object identity only,
+never a value or a row.
 
 Routing contract (``schemas.facts``): a fact only touches its own family (``envelope.thread_id``) and
 the partition's connection table, so families are independent of each other.
@@ -12,6 +14,7 @@ the partition's connection table, so families are independent of each other.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +77,8 @@ def _family(state: PartitionState, envelope: FactEnvelope) -> FamilyState:
     key = family_key(envelope)
     family = state.families.get(key)
     if family is None:
-        family = state.families[key] = FamilyState(last_seen_ms=envelope.observed_at_ms)
+        # The root thread id is also the root thread's key in family.threads: one shared string (context.shared).
+        family = state.families[sys.intern(key)] = FamilyState(last_seen_ms=envelope.observed_at_ms)
     return family
 
 

@@ -40,7 +40,7 @@ from typing import Final
 import msgspec
 
 from reducer.context import bump
-from schemas.state import FamilyState, PartitionState
+from schemas.state import NO_ENTRIES, FamilyState, PartitionState
 
 __all__ = [
     "DEFAULT_CAPS",
@@ -218,5 +218,7 @@ def _trim_family(state: PartitionState, family: FamilyState, caps: FamilyCaps) -
         for oldest in list(islice(entries, excess)):
             del entries[oldest]
             bump(state, f"cap_evicted:{name}")
+        if not entries:  # a cap of 0: hand the emptied dict back (schemas.state.NO_ENTRIES)
+            setattr(family, name, NO_ENTRIES)
         changed = True
     return changed

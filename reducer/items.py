@@ -40,7 +40,7 @@ from schemas.protocol import (
     ToolItem,
     WebSearchItem,
 )
-from schemas.state import FamilyState, ItemReviewSummary, PartitionState, ToolCounts
+from schemas.state import NO_ENTRIES, FamilyState, ItemReviewSummary, PartitionState, ToolCounts
 
 Terminal = tuple[ToolItemTerminalStatus, ToolItemFailureKind | None]
 
@@ -84,6 +84,8 @@ def as_tool_item(item: ThreadItem) -> ToolItem | None:
 
 def on_item_started(family: FamilyState, params: ItemStartedParams) -> None:
     if as_tool_item(params.item) is not None and params.started_at_ms >= 0:
+        if not family.started_at_ms:
+            family.started_at_ms = {}  # NO_ENTRIES is shared and read-only (schemas.state)
         family.started_at_ms[item_key(params.thread_id, params.turn_id, params.item.id)] = params.started_at_ms
 
 
@@ -124,6 +126,8 @@ def on_item_completed(
     # Step 4. The start time is consumed here.
     key = item_key(params.thread_id, params.turn_id, item.id)
     started_at_ms = family.started_at_ms.pop(key, None)
+    if not family.started_at_ms:
+        family.started_at_ms = NO_ENTRIES
     if started_at_ms is None:
         bump(state, "item_completed_without_start")
         return
@@ -141,7 +145,8 @@ def on_item_completed(
     if row is not None:
         rows.append(row)
     # Step 8. The summary is spent whether or not a row was built.
-    family.summaries.pop(key, None)
+    if family.summaries.pop(key, None) is not None and not family.summaries:
+        family.summaries = NO_ENTRIES
 
 
 def _four_way(status: str) -> Terminal | None:

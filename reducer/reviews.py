@@ -49,7 +49,7 @@ from schemas.protocol import (
     PermissionsApprovalRequest,
     RequestId,
 )
-from schemas.state import FamilyState, ItemReviewSummary, PartitionState, PendingReview
+from schemas.state import NO_ENTRIES, FamilyState, ItemReviewSummary, PartitionState, PendingReview
 
 ITEM_ATTACHED_SUBJECTS = frozenset({"command_execution", "file_change", "mcp_tool_call"})
 
@@ -153,6 +153,8 @@ def on_server_request(state: PartitionState, family: FamilyState, producer: str,
     if review.started_at_ms < 0:
         bump(state, "negative_started_at")
         return
+    if not family.pending_reviews:
+        family.pending_reviews = {}  # NO_ENTRIES is shared and read-only (schemas.state)
     family.pending_reviews[request_key(producer, request.id)] = review
 
 
@@ -191,6 +193,8 @@ def _take_pending(
     review = family.pending_reviews.pop(request_key(producer, request_id), None) if family else None
     if review is None:
         bump(state, "unknown_request_id")
+    elif family is not None and not family.pending_reviews:
+        family.pending_reviews = NO_ENTRIES
     return review
 
 
@@ -321,6 +325,8 @@ def _record_on_item(family: FamilyState, review: PendingReview, reviewer: Review
     key = item_key(review.thread_id, review.turn_id, review.item_id)
     summary = family.summaries.get(key)
     if summary is None:
+        if not family.summaries:
+            family.summaries = {}  # NO_ENTRIES is shared and read-only (schemas.state)
         summary = family.summaries[key] = ItemReviewSummary()
     summary.review_count += 1
     if reviewer == "guardian":

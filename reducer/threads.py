@@ -6,7 +6,7 @@ thread's metadata (source, sub-agent source, parent).
 
 from __future__ import annotations
 
-from reducer.context import bump, connection_key
+from reducer.context import bump, connection_key, shared, shared_or_none
 from schemas.events import (
     AppServerClient,
     Row,
@@ -73,10 +73,10 @@ def _thread_metadata(response: ThreadResponse, mode: ThreadInitializationMode) -
         parent = subagent_parent_thread_id(subagent)
     return ThreadMetadata(
         session_id=thread.session_id,
-        thread_source=thread.thread_source,
+        thread_source=shared_or_none(thread.thread_source),
         initialization_mode=mode,
-        subagent_source=None if subagent is None else subagent_source_name(subagent),
-        parent_thread_id=parent,
+        subagent_source=None if subagent is None else shared(subagent_source_name(subagent)),
+        parent_thread_id=shared_or_none(parent),
     )
 
 
@@ -107,7 +107,9 @@ def on_thread_response(
             mode = "forked"
     response = result.response
     metadata = _thread_metadata(response, mode)
-    family.threads[response.thread.id] = ThreadState(connection=key, metadata=metadata)
+    if not family.threads:
+        family.threads = {}
+    family.threads[shared(response.thread.id)] = ThreadState(connection=key, metadata=metadata)
     rows.append(
         ThreadInitializedEvent(
             event_params=ThreadInitializedEventParams(
@@ -133,14 +135,16 @@ def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted,
     source_name = subagent_source_name(fact.subagent_source)
     thread = family.threads.get(fact.thread_id)
     if thread is None:
-        thread = family.threads[fact.thread_id] = ThreadState()
+        if not family.threads:
+            family.threads = {}
+        thread = family.threads[shared(fact.thread_id)] = ThreadState()
     if thread.metadata is None:
         thread.metadata = ThreadMetadata(
             session_id=fact.session_id,
             thread_source="subagent",
             initialization_mode="new",
-            subagent_source=source_name,
-            parent_thread_id=parent,
+            subagent_source=shared(source_name),
+            parent_thread_id=shared_or_none(parent),
         )
     if thread.connection is None and parent is not None:
         parent_thread = family.threads.get(parent)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from reducer.context import bump, client_request_key, connection_key, non_negative
+from reducer.context import bump, client_request_key, connection_key, non_negative, shared, shared_or_none
 from schemas.events import (
     ACCEPTED_LINE_FINGERPRINTS_PARAMS_EVENT_TYPE,
     AcceptedLineFingerprintsEvent,
@@ -53,6 +53,7 @@ from schemas.protocol import (
     TurnSteerResult as TurnSteerResponseResult,
 )
 from schemas.state import (
+    NO_ENTRIES,
     DiffLineCounts,
     FamilyState,
     PartitionState,
@@ -70,6 +71,8 @@ PRODUCT_SURFACE = "codex"
 def ensure_turn(family: FamilyState, turn_id: str) -> TurnState:
     turn = family.turns.get(turn_id)
     if turn is None:
+        if not family.turns:
+            family.turns = {}  # NO_ENTRIES is shared and read-only (schemas.state)
         turn = family.turns[turn_id] = TurnState()
     return turn
 
@@ -90,14 +93,16 @@ def on_client_request(family: FamilyState, producer: str, fact: ClientRequestFac
     """
     key = client_request_key(producer, fact.connection_id, fact.request_id)
     request = fact.request
+    if not family.requests and isinstance(request, TurnStartRequest | TurnSteerRequest):
+        family.requests = {}  # NO_ENTRIES is shared and read-only (schemas.state)
     match request:
         case TurnStartRequest():
             family.requests[key] = PendingTurnRequest(
-                thread_id=request.params.thread_id, num_input_images=num_input_images(request.params.input)
+                thread_id=shared(request.params.thread_id), num_input_images=num_input_images(request.params.input)
             )
         case TurnSteerRequest():
             family.requests[key] = PendingTurnRequest(
-                thread_id=request.params.thread_id,
+                thread_id=shared(request.params.thread_id),
                 num_input_images=num_input_images(request.params.input),
                 expected_turn_id=request.params.expected_turn_id,
                 created_at=now_s,
@@ -111,9 +116,14 @@ def _take_request(
     state: PartitionState, family: FamilyState | None, producer: str, connection_id: int, request_id: RequestId
 ) -> PendingTurnRequest | None:
     """Remove and return the pending request an answer refers to (``None``, counted, if unknown)."""
-    pending = family.requests.pop(client_request_key(producer, connection_id, request_id), None) if family else None
+    if family is None:
+        bump(state, "unknown_client_request")
+        return None
+    pending = family.requests.pop(client_request_key(producer, connection_id, request_id), None)
     if pending is None:
         bump(state, "unknown_client_request")
+    elif not family.requests:
+        family.requests = NO_ENTRIES
     return pending
 
 
@@ -226,7 +236,7 @@ def on_turn_started(family: FamilyState, params: TurnNotificationParams) -> None
 def on_turn_diff_updated(family: FamilyState, params: TurnDiffParams) -> None:
     """Keep the latest diff's line counts (a later diff replaces an earlier one); never emits."""
     turn = ensure_turn(family, params.turn_id)
-    turn.thread_id = params.thread_id
+    turn.thread_id = shared(params.thread_id)
     added, deleted = count_diff_lines(params.diff)
     turn.latest_diff = DiffLineCounts(added=added, deleted=deleted)
 
@@ -253,24 +263,26 @@ def on_turn_resolved_config(
     state: PartitionState, family: FamilyState, fact: TurnResolvedConfig, now_s: int, rows: list[Row]
 ) -> None:
     turn = ensure_turn(family, fact.turn_id)
-    turn.thread_id = fact.thread_id
+    turn.thread_id = shared(fact.thread_id)
     turn.num_input_images = fact.num_input_images
+    # Every string is shared (reducer.context.shared): few distinct values, one copy per open turn otherwise.
+    # submission_type and sandbox_policy are Literal fields: msgspec already decodes them to shared strings.
     turn.resolved_config = ResolvedTurnConfig(
         submission_type=fact.submission_type,
         ephemeral=fact.ephemeral,
-        model=fact.model,
-        model_provider=fact.model_provider,
+        model=shared(fact.model),
+        model_provider=shared(fact.model_provider),
         sandbox_policy=fact.sandbox_policy,
-        reasoning_effort=fact.reasoning_effort,
-        reasoning_summary=fact.reasoning_summary,
-        service_tier=fact.service_tier,
-        approval_policy=fact.approval_policy,
-        approvals_reviewer=fact.approvals_reviewer,
+        reasoning_effort=shared_or_none(fact.reasoning_effort),
+        reasoning_summary=shared_or_none(fact.reasoning_summary),
+        service_tier=shared_or_none(fact.service_tier),
+        approval_policy=shared(fact.approval_policy),
+        approvals_reviewer=shared(fact.approvals_reviewer),
         sandbox_network_access=fact.sandbox_network_access,
-        collaboration_mode=fact.collaboration_mode,
-        personality=fact.personality,
+        collaboration_mode=shared(fact.collaboration_mode),
+        personality=shared_or_none(fact.personality),
         is_first_turn=fact.is_first_turn,
-        repo_hash=fact.repo_hash,
+        repo_hash=shared_or_none(fact.repo_hash),
     )
     maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
 
@@ -279,7 +291,7 @@ def on_turn_token_usage(
     state: PartitionState, family: FamilyState, fact: TurnTokenUsage, now_s: int, rows: list[Row]
 ) -> None:
     turn = ensure_turn(family, fact.turn_id)
-    turn.thread_id = fact.thread_id
+    turn.thread_id = shared(fact.thread_id)
     usage = fact.token_usage
     turn.token_usage = TokenUsage(
         input_tokens=usage.input_tokens,
@@ -392,6 +404,8 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
             )
         )
     del family.turns[turn_id]
+    if not family.turns:
+        family.turns = NO_ENTRIES
 
 
 def _none_is_null(value: str | None) -> str | None:

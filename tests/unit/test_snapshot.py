@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from reducer import changelog_records, restore, snapshot
-from schemas.state import PartitionState
+from schemas.codec import decode_family
+from schemas.state import NO_ENTRIES, FamilyState, PartitionState
 from tests.support.builders import (
     review_prerequisites,
     run,
@@ -90,3 +91,19 @@ def test_replaying_changelog_records_after_a_snapshot_tracks_the_live_state() ->
 def test_unknown_record_prefix_stops_the_restore() -> None:
     with pytest.raises(ValueError, match="no known prefix"):
         restore([("x:thing", b"\x00")])
+
+
+def test_empty_family_maps_are_the_shared_read_only_value_in_memory_and_after_restore() -> None:
+    state = _busy_state()
+    restored = restore(snapshot(state).items())
+    for current in (state, restored):
+        family = current.families["thread-1"]
+        assert family.summaries is NO_ENTRIES
+        assert family.summaries == {}
+    with pytest.raises(TypeError):
+        NO_ENTRIES["x"] = 1
+    assert NO_ENTRIES == {}
+    # An older changelog value spells an empty map as {}: it still decodes (to a dict of its own).
+    legacy = msgspec.msgpack.encode({"threads": {}, "turns": {}, "last_seen_ms": 7})
+    family = decode_family(legacy)
+    assert family == FamilyState(last_seen_ms=7)
