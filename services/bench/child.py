@@ -14,6 +14,12 @@ Roles:
 ``endpoint``
     A minimal HTTP/1.1 keep-alive server for B4 that parses each body as JSON and answers 200
     ``{"accepted": n}``: the smallest honest endpoint, so the sender/httpx ratio shows the client side.
+``reader``
+    B3's row reader: a ``read_committed`` consumer of every ``events`` partition, from its end at start,
+    that stamps (``time.monotonic``) the first time each fact's rows become readable, keyed by the fact's
+    ``row-id`` (``<partition>:<offset>``). ``drain`` reads to the current last stable offsets and
+    prints ``{"drained": true}``; on ``stop`` it writes the stamps as JSON to ``--out``. In its own
+    process so that the load generator never delays a stamp.
 ``memory``
     B5 in a clean process (see :func:`services.bench.offline.memory_child`); prints one JSON result.
 
@@ -76,6 +82,8 @@ class _Control:
         self.consumer: Any = None
         """The consumer that ``pause`` / ``resume`` act on (all its assigned partitions)."""
         self.gc = _GcWatch()
+        self.drain: Callable[[], Any] | None = None
+        """What ``drain`` runs (a coroutine function), for the reader."""
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -98,6 +106,9 @@ class _Control:
                 resumed_at = time.monotonic()
                 self.consumer.resume(*self.consumer.paused())
                 _emit({"t": time.monotonic(), "paused": False, "resumed_at": resumed_at})
+            elif command == "drain" and self.drain is not None:
+                await self.drain()
+                _emit({"t": time.monotonic(), "drained": True})
             elif command == "gc":
                 _emit({"t": time.monotonic(), "gc": self.gc.take(), "gc_seq": argument})
             elif command == "prof-on":
@@ -170,6 +181,8 @@ async def _processor(config_json: str, log_stream: BinaryIO, client_id: str) -> 
 async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+    from services.processor.transaction import by_key_partition, send_batched
+
     control = _Control()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -197,17 +210,22 @@ async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int)
     control.consumer = consumer
     done = 0
 
+    dest_partitions = sorted(await producer.partitions_for(dest))
+
     async def pump() -> None:
+        # The fastest plain way aiokafka offers: record batches per destination partition (the processor
+        # produces the same way, services.processor.transaction), acknowledged before the next poll.
         nonlocal done
         while not control.stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=max_records)
+            records = [(record.key, record.value, None) for part in batch.values() for record in part]
+            if not records:
+                continue
             pending = []
-            for records in batch.values():
-                for record in records:
-                    pending.append(await producer.send(dest, record.value, key=record.key))
-            if pending:
-                await asyncio.gather(*pending)
-                done += len(pending)
+            for partition, group in by_key_partition(records, dest_partitions).items():
+                pending += await send_batched(producer, dest, partition, group)
+            await asyncio.gather(*pending)
+            done += len(records)
 
     tasks = [
         asyncio.create_task(control.serve()),
@@ -294,6 +312,65 @@ async def _endpoint(port: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
+# reader (B3)
+# --------------------------------------------------------------------------------------------------------
+
+
+async def _reader(bootstrap: str, topic: str, partitions: list[int], fetch_max_wait_ms: int, out: str) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from services.processor.partition import ROW_ID_HEADER
+
+    control = _Control()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id=f"bench-latency-reader-{fetch_max_wait_ms}",
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in partitions]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    first_seen: dict[str, float] = {}
+
+    async def read() -> None:
+        while not control.stop.is_set():
+            batch = await consumer.getmany(timeout_ms=20)
+            now = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    for key, value in record.headers:
+                        if key == ROW_ID_HEADER:
+                            _topic, partition, offset, _index = value.decode().rsplit("-", 3)
+                            first_seen.setdefault(f"{partition}:{offset}", now)
+                            break
+
+    async def drain() -> None:
+        end = await consumer.end_offsets(tps)
+        while True:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(position >= end[tp] for position, tp in zip(positions, tps, strict=True)):
+                return
+            await asyncio.sleep(0.01)  # the read task moves the positions
+
+    control.drain = drain
+    tasks = [asyncio.create_task(control.serve()), asyncio.create_task(read())]
+    _emit({"t": time.monotonic(), "ready": True})
+    await control.stop.wait()
+    for task in tasks:
+        task.cancel()
+    with open(out, "w") as sink:  # noqa: ASYNC230 - once, at exit, after reading stopped
+        json.dump(first_seen, sink)
+    _emit({"t": time.monotonic(), "rows_seen": len(first_seen)})
+    await consumer.stop()
+
+
+# --------------------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,6 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     passthrough.add_argument("--max-records", type=int, default=4000)
     endpoint = roles.add_parser("endpoint")
     endpoint.add_argument("--port", type=int, required=True)
+    reader = roles.add_parser("reader")
+    reader.add_argument("--bootstrap", required=True)
+    reader.add_argument("--topic", required=True)
+    reader.add_argument("--partitions", required=True, help="comma-separated partition ids to read")
+    reader.add_argument("--fetch-max-wait-ms", type=int, required=True)
+    reader.add_argument("--out", required=True, help="file for the first-seen stamps (JSON)")
     memory = roles.add_parser("memory")
     memory.add_argument("--plan", required=True, help="services.bench.plan.Plan fields as JSON")
     args = parser.parse_args(argv)
@@ -320,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_passthrough(args.bootstrap, args.source, args.dest, args.max_records))
     elif args.role == "endpoint":
         asyncio.run(_endpoint(args.port))
+    elif args.role == "reader":
+        partitions = [int(p) for p in args.partitions.split(",")]
+        asyncio.run(_reader(args.bootstrap, args.topic, partitions, args.fetch_max_wait_ms, args.out))
     elif args.role == "memory":
         from services.bench.offline import memory_child
 

@@ -27,10 +27,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 
 from reducer import initial_state, reduce
 from reducer.snapshot import snapshot
@@ -47,7 +48,6 @@ B2_MIN_RATIO = 0.70
 B3_MAX_P99_MS = 500.0
 B6_MIN_RATE = 50_000.0
 
-ROW_ID_HEADER = "row-id"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -703,18 +703,23 @@ async def run_b3(
     default: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
     achieved: list[float] = []
     last_latencies: list[float] = []
-    async with _latency_clients(env, pipeline) as (producer, readers):
+    async with _latency_producer(env) as producer:
+        events_partitions = sorted(await producer.partitions_for(pipeline.events))
         usage: list[tuple[float, float, float]] = []
         timeline: list[tuple[float, float]] = []
         gc_runs: list[dict[str, float]] = []
         for copy in copies:
+            readers = await _start_readers(env, pipeline, events_partitions, copy.index)
+            reader_pids = [child.pid for child, _out in readers]
             began = time.monotonic()
             await gc_pauses(pipeline.children)
-            before = _cpu_snapshot(env, pipeline)
-            results, sent_rate = await _latency_run(
-                producer, readers, pipeline, copy.facts[:needed], rate, plan.latency_warmup_s, plan.latency_seconds
+            before = _cpu_snapshot(env, pipeline, reader_pids)
+            sent_at, started, sent_rate = await _latency_run(
+                producer, pipeline, copy.facts[:needed], rate, plan.latency_seconds
             )
-            after = _cpu_snapshot(env, pipeline)
+            await _drain_readers(readers)
+            after = _cpu_snapshot(env, pipeline, reader_pids)
+            results = _latencies(sent_at, await _stop_readers(readers), started, plan.latency_warmup_s)
             wall = time.monotonic() - began
             gc_runs.append(await gc_pauses(pipeline.children))
             usage.append(tuple((a - b) / wall for a, b in zip(after, before, strict=True)))  # type: ignore[arg-type]
@@ -787,7 +792,10 @@ async def run_b3(
             base = env.work / "b3-processor.prof"
             for child in pipeline.children:
                 await child.command("prof-on")
-            await _latency_run(producer, readers, pipeline, spare.facts[:needed], rate, 0.0, plan.latency_seconds)
+            readers = await _start_readers(env, pipeline, events_partitions, spare.index)
+            await _latency_run(producer, pipeline, spare.facts[:needed], rate, plan.latency_seconds)
+            await _drain_readers(readers)
+            await _stop_readers(readers)
             for index, child in enumerate(pipeline.children):
                 await child.command(f"prof-off {base}.{index}")
                 await child.wait_for(lambda last: last.get("profiling") is False, 30, "profile dump")
@@ -805,107 +813,140 @@ def _worst_seconds(timeline: list[tuple[float, float]], count: int = 5) -> list[
     return sorted(p99s, key=lambda item: -item[1])[:count]
 
 
-def _cpu_snapshot(env: KafkaEnv, pipeline: Pipeline) -> tuple[float, float, float]:
+def _cpu_snapshot(env: KafkaEnv, pipeline: Pipeline, helpers: list[int] | None = None) -> tuple[float, float, float]:
+    """CPU seconds so far of (processor children, broker, bench process plus ``helpers`` pids)."""
     return (
         sum(cpu_seconds(child.pid) for child in pipeline.children),
         cpu_seconds(env.broker_pid) if env.broker_pid else 0.0,
-        cpu_seconds(),
+        cpu_seconds() + sum(cpu_seconds(pid) for pid in helpers or ()),
     )
 
 
 @contextlib.asynccontextmanager
-async def _latency_clients(env: KafkaEnv, pipeline: Pipeline) -> Any:
+async def _latency_producer(env: KafkaEnv) -> Any:
+    """The load generator's producer: idempotent, ``acks=all``, not transactional, as app-servers publish."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=env.bootstrap, client_id="bench-latency", enable_idempotence=True, acks="all", linger_ms=5
+        bootstrap_servers=env.bootstrap,
+        client_id="bench-latency",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=512 * 1024,
     )
-    readers = [
-        AIOKafkaConsumer(
-            bootstrap_servers=env.bootstrap,
-            client_id=f"bench-latency-reader-{wait}",
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            fetch_max_wait_ms=wait,
-        )
-        for wait in (10, 500)
-    ]
     await producer.start()
-    for reader in readers:
-        await reader.start()
     try:
-        events = [TopicPartition(pipeline.events, p) for p in sorted(await producer.partitions_for(pipeline.events))]
-        for reader in readers:
-            reader.assign(events)
-        yield producer, readers
+        yield producer
     finally:
-        for reader in readers:
-            await reader.stop()
         await producer.stop()
+
+
+_partitioner = DefaultPartitioner()
+READER_WAITS_MS: Final = (10, 500)
+"""``fetch_max_wait_ms`` of B3's two readers: prompt (the target) and aiokafka's default."""
+
+
+async def _start_readers(
+    env: KafkaEnv, pipeline: Pipeline, partitions: list[int], run: int
+) -> list[tuple[Child, Path]]:
+    readers = []
+    for wait in READER_WAITS_MS:
+        out = env.work / f"b3-reader-{wait}ms-run{run}.json"
+        child = Child(
+            f"b3-reader-{wait}ms",
+            [
+                *("reader", "--bootstrap", env.bootstrap, "--topic", pipeline.events),
+                *("--partitions", ",".join(str(p) for p in partitions)),
+                *("--fetch-max-wait-ms", str(wait), "--out", str(out)),
+            ],
+            env.work,
+        )
+        await child.start()
+        readers.append((child, out))
+    for child, _out in readers:
+        await child.wait_for(lambda last: bool(last.get("ready")), 60, "reader ready")
+    return readers
+
+
+async def _drain_readers(readers: list[tuple[Child, Path]]) -> None:
+    """Let every reader read to the current last stable offsets."""
+    for child, _out in readers:
+        await child.command("drain")
+    for child, _out in readers:
+        await child.wait_for(lambda last: bool(last.get("drained")), 60, "reader drained")
+
+
+async def _stop_readers(readers: list[tuple[Child, Path]]) -> list[dict[str, float]]:
+    """Stop the readers; return each one's first-seen stamps (``"<partition>:<offset>"``)."""
+    seen = []
+    for child, out in readers:
+        await child.stop()
+        seen.append(json.loads(out.read_text()))
+    return seen
 
 
 async def _latency_run(
     producer: AIOKafkaProducer,
-    readers: list[AIOKafkaConsumer],
     pipeline: Pipeline,
     facts: list[tuple[bytes | None, bytes]],
     rate: float,
-    warmup_s: float,
     duration_s: float,
-) -> tuple[list[list[float]], float]:
-    """Produce ``facts`` at ``rate`` while the readers read rows; per reader, ms per fact that made a row."""
-    partitions = sorted(await producer.partitions_for(pipeline.facts))
-    for reader in readers:
-        tps = list(reader.assignment())
-        await reader.seek_to_end(*tps)
-        for tp in tps:
-            await reader.position(tp)
-    sent_at: dict[tuple[int, int], float] = {}
-    seen: list[dict[tuple[int, int], float]] = [{} for _ in readers]
-    targets: dict[int, int] = {}
-    producing = True
+) -> tuple[dict[str, float], float, float]:
+    """Produce ``facts`` at ``rate`` and wait until the processor committed them all.
 
-    def remember(future: asyncio.Future[Any], stamp: float) -> None:
+    Returns each fact's produce time by ``"<partition>:<offset>"``, the start of the run and the rate
+    achieved (the reader processes stamp the rows meanwhile; see :func:`_latencies`).
+
+    Every 2 ms the facts due by then are appended to one record batch per partition (a broadcast to
+    every partition, a keyed fact where ``send(key=...)`` would put it) and handed to the producer; a
+    fact's produce time is the stamp taken just before its batch is built.
+    """
+    partitions = sorted(await producer.partitions_for(pipeline.facts))
+    sent_at: dict[tuple[int, int], float] = {}
+    targets: dict[int, int] = {}
+
+    def remember(future: asyncio.Future[Any], stamp: float, count: int) -> None:
         if future.cancelled() or future.exception() is not None:
             return
         metadata = future.result()
-        sent_at[(metadata.partition, metadata.offset)] = stamp
-        if metadata.offset + 1 > targets.get(metadata.partition, 0):
-            targets[metadata.partition] = metadata.offset + 1
+        for offset in range(metadata.offset, metadata.offset + count):
+            sent_at[(metadata.partition, offset)] = stamp
+        if metadata.offset + count > targets.get(metadata.partition, 0):
+            targets[metadata.partition] = metadata.offset + count
 
     def caught_up() -> bool:
         offsets = pipeline.offsets()
         return all(offsets.get(p, 0) >= t for p, t in targets.items())
 
-    async def read(reader: AIOKafkaConsumer, first_seen: dict[tuple[int, int], float]) -> None:
-        while producing:
-            batch = await reader.getmany(timeout_ms=20)
-            now = time.monotonic()
-            for records in batch.values():
-                for record in records:
-                    row_id = next((v for k, v in record.headers if k == ROW_ID_HEADER), None)
-                    if row_id is None:
-                        continue
-                    _topic, partition, offset, _index = row_id.decode().rsplit("-", 3)
-                    first_seen.setdefault((int(partition), int(offset)), now)
+    async def send(partition: int, values: list[bytes], stamp: float) -> None:
+        batch = producer.create_batch()
+        count = 0
+        for value in values:
+            if batch.append(key=None, value=value, timestamp=None) is None:
+                future = await producer.send_batch(batch, pipeline.facts, partition=partition)
+                future.add_done_callback(lambda f, s=stamp, n=count: remember(f, s, n))
+                pending.append(future)
+                batch, count = producer.create_batch(), 0
+                batch.append(key=None, value=value, timestamp=None)
+            count += 1
+        future = await producer.send_batch(batch, pipeline.facts, partition=partition)
+        future.add_done_callback(lambda f, s=stamp, n=count: remember(f, s, n))
+        pending.append(future)
 
-    reading = [asyncio.create_task(read(reader, first_seen)) for reader, first_seen in zip(readers, seen, strict=True)]
     pending: list[asyncio.Future[Any]] = []
     started = time.monotonic()
     index = 0
     total = len(facts)
     while index < total:
         due = min(total, int((time.monotonic() - started) * rate) + 1)
-        while index < due:
-            key, value = facts[index]
-            stamp = time.monotonic()
-            if key is None:
-                futures = [await producer.send(pipeline.facts, value, partition=p) for p in partitions]
-            else:
-                futures = [await producer.send(pipeline.facts, value, key=key)]
-            for future in futures:
-                future.add_done_callback(lambda f, s=stamp: remember(f, s))
-                pending.append(future)
-            index += 1
+        stamp = time.monotonic()
+        groups: dict[int, list[bytes]] = {}
+        for key, value in facts[index:due]:
+            targets_of = partitions if key is None else [_partitioner(key, partitions, partitions)]
+            for partition in targets_of:
+                groups.setdefault(partition, []).append(value)
+        index = due
+        for partition, values in groups.items():
+            await send(partition, values, stamp)
         if time.monotonic() - started > duration_s * 3:
             break  # cannot keep the pace: stop, the achieved rate says so
         await asyncio.sleep(0.002)
@@ -915,29 +956,25 @@ async def _latency_run(
     deadline = time.monotonic() + 60
     while not caught_up() and time.monotonic() < deadline:  # noqa: ASYNC110 - the child's lines update offsets
         await asyncio.sleep(0.01)
-    # Every reader reads to the end (last stable offset) before it stops.
-    for reader in readers:
-        end = await reader.end_offsets(list(reader.assignment()))
-        while time.monotonic() < deadline:
-            positions = [await reader.position(tp) for tp in end]
-            if all(position >= end[tp] for position, tp in zip(positions, end, strict=True)):
-                break
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
-    producing = False
-    await asyncio.wait_for(asyncio.gather(*reading), timeout=30)
+    keyed = {f"{partition}:{offset}": sent for (partition, offset), sent in sent_at.items()}
+    return keyed, started, index / max(1e-6, sent_for)
+
+
+def _latencies(
+    sent_at: dict[str, float], seen: list[dict[str, float]], started: float, warmup_s: float
+) -> list[list[float]]:
+    """Per reader, ms from produce to first readable row of every fact sent after the warm-up."""
     cutoff = started + warmup_s
-    results = [
-        [1000 * (first_seen[key] - sent) for key, sent in sent_at.items() if key in first_seen and sent >= cutoff]
-        for first_seen in seen
-    ]
     global _last_timeline
     _last_timeline = sorted(
         (round(sent - started, 3), round(1000 * (seen[0][key] - sent), 1))
         for key, sent in sent_at.items()
         if key in seen[0]
     )
-    return results, index / max(1e-6, sent_for)
+    return [
+        [1000 * (first_seen[key] - sent) for key, sent in sent_at.items() if key in first_seen and sent >= cutoff]
+        for first_seen in seen
+    ]
 
 
 _last_timeline: list[tuple[float, float]] = []

@@ -9,7 +9,8 @@ marked ``# Step n.`` below:
    default partitioner picks for the row's key, so a family's rows stay in order on one partition);
 3. produce the changed state to changelog partition P (same number as input partition P), batched too;
 4. produce the dead letters to the facts dead-letter topic, partition P;
-5. wait until every record is acknowledged, then add the input offset (last + 1) to the transaction;
+5. add the input offset (last + 1) to the transaction, and wait until that and every record is
+   acknowledged;
 6. commit.
 
 Any failure aborts the transaction when the producer still can, and raises: the caller then resets
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -33,7 +34,7 @@ from services.processor.deadletter import DeadLetter
 from services.processor.faults import CrashPoints
 
 Headers = list[tuple[str, bytes]]
-Record = tuple[bytes, bytes | None, Headers | None]
+Record = tuple[bytes | None, bytes | None, Headers | None]
 """Key, value (``None``: a tombstone) and headers of one record to produce."""
 
 
@@ -112,14 +113,15 @@ async def commit(
                     to.dead_letter_topic, letter.value, key=letter.key, partition=partition, headers=letter.headers
                 )
             )
-        # Step 5.
-        if pending:
-            await asyncio.gather(*pending)
+        # Step 5. The offsets go to the transaction while the records are still being acknowledged (a
+        # coordinator round trip that need not wait for them); the commit waits for both.
         offsets = {TopicPartition(to.input_topic, partition): out.next_offset}
         if unsafe is not None and unsafe.commit_offsets is not None:
+            if pending:
+                await asyncio.gather(*pending)
             await unsafe.commit_offsets(offsets)
         else:
-            await producer.send_offsets_to_transaction(offsets, to.group_id)
+            await asyncio.gather(*pending, producer.send_offsets_to_transaction(offsets, to.group_id))
         crash.reached("after_offsets_added")
         crash.reached("before_commit")
     except BaseException:
@@ -134,21 +136,22 @@ async def commit(
 _partitioner = DefaultPartitioner()
 
 
-def by_key_partition(
-    rows: list[tuple[bytes, bytes, Headers]], partitions: list[int]
-) -> dict[int, list[Record]]:
+def by_key_partition(rows: Sequence[Record], partitions: list[int]) -> dict[int, list[Record]]:
     """Group rows by the partition aiokafka's default partitioner picks for their key, keeping order.
 
     The same choice ``producer.send(topic, value, key=key)`` would make (murmur2 of the key over the
-    sorted partition ids), computed once per key: a batch's rows come in runs of one family's key.
+    sorted partition ids; a random partition for no key), computed once per key: a batch's rows come
+    in runs of one family's key.
     """
     groups: dict[int, list[Record]] = {}
-    chosen: dict[bytes, int] = {}
+    chosen: dict[bytes | None, int] = {}
     for row in rows:
         key = row[0]
-        target = chosen.get(key)
+        target = chosen.get(key) if key is not None else None
         if target is None:
-            target = chosen[key] = _partitioner(key, partitions, partitions)
+            target = _partitioner(key, partitions, partitions)
+            if key is not None:
+                chosen[key] = target
         group = groups.get(target)
         if group is None:
             group = groups[target] = []
