@@ -9,7 +9,8 @@ Roles:
     ``time.monotonic`` is the system-wide CLOCK_MONOTONIC on Linux, so the bench compares these stamps
     with its own. Logs (JSON, INFO, as in production) go to ``--log``.
 ``passthrough``
-    The B2 baseline: raw aiokafka consume -> produce of the same records, no transactions, no decode.
+    The B2 baseline: raw aiokafka consume -> produce of the same records, no transactions, no decode;
+    ``--mode batch`` (record batches, the ceiling) or ``--mode send`` (one ``send()`` per record).
     Prints ``{"t": ..., "ready": true, "done": <records acknowledged>}`` on change.
 ``endpoint``
     A minimal HTTP/1.1 keep-alive server for B4 that parses each body as JSON and answers 200
@@ -141,6 +142,7 @@ async def _processor(config_json: str, log_stream: BinaryIO, client_id: str) -> 
     from prometheus_client import CollectorRegistry
 
     from services.config import ProcessorConfig
+    from services.gc_tuning import tune_gc
     from services.logging import configure_logging
     from services.metrics import ProcessorMetrics
     from services.processor.service import Processor
@@ -149,6 +151,7 @@ async def _processor(config_json: str, log_stream: BinaryIO, client_id: str) -> 
     configure_logging("processor", config.log_level, stream=log_stream)
     control = _Control()
     processor = Processor(config, metrics=ProcessorMetrics(CollectorRegistry()), client_id=client_id)
+    tune_gc()  # as services.processor.__main__ does
 
     def snapshot() -> dict[str, Any]:
         assigned = sorted(tp.partition for tp in processor.assigned)
@@ -178,7 +181,7 @@ async def _processor(config_json: str, log_stream: BinaryIO, client_id: str) -> 
 # --------------------------------------------------------------------------------------------------------
 
 
-async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int) -> None:
+async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int, mode: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     from services.processor.transaction import by_key_partition, send_batched
@@ -213,8 +216,9 @@ async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int)
     dest_partitions = sorted(await producer.partitions_for(dest))
 
     async def pump() -> None:
-        # The fastest plain way aiokafka offers: record batches per destination partition (the processor
-        # produces the same way, services.processor.transaction), acknowledged before the next poll.
+        # "batch": the fastest plain way aiokafka offers, record batches per destination partition (the
+        # processor produces the same way, services.processor.transaction); "send": one send() per
+        # record, the naive way. Either way acknowledged before the next poll.
         nonlocal done
         while not control.stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=max_records)
@@ -222,8 +226,12 @@ async def _passthrough(bootstrap: str, source: str, dest: str, max_records: int)
             if not records:
                 continue
             pending = []
-            for partition, group in by_key_partition(records, dest_partitions).items():
-                pending += await send_batched(producer, dest, partition, group)
+            if mode == "send":
+                for key, value, _headers in records:
+                    pending.append(await producer.send(dest, value, key=key))
+            else:
+                for partition, group in by_key_partition(records, dest_partitions).items():
+                    pending += await send_batched(producer, dest, partition, group)
             await asyncio.gather(*pending)
             done += len(records)
 
@@ -385,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passthrough.add_argument("--source", required=True)
     passthrough.add_argument("--dest", required=True)
     passthrough.add_argument("--max-records", type=int, default=4000)
+    passthrough.add_argument("--mode", choices=("batch", "send"), default="batch", help="record batches or send()")
     endpoint = roles.add_parser("endpoint")
     endpoint.add_argument("--port", type=int, required=True)
     reader = roles.add_parser("reader")
@@ -400,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(args.log, "ab") as log_stream:
             asyncio.run(_processor(args.config, log_stream, args.client_id))
     elif args.role == "passthrough":
-        asyncio.run(_passthrough(args.bootstrap, args.source, args.dest, args.max_records))
+        asyncio.run(_passthrough(args.bootstrap, args.source, args.dest, args.max_records, args.mode))
     elif args.role == "endpoint":
         asyncio.run(_endpoint(args.port))
     elif args.role == "reader":

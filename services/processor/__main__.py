@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from services.config import ProcessorConfig, add_config_arguments, config_summary, load_config
 from services.errors import ConfigError
+from services.gc_tuning import tune_gc
 from services.lag_monitor import start_lag_monitor
 from services.logging import configure_logging
 from services.metrics import ProcessorMetrics, start_metrics_server
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging("processor", config.log_level)
     structlog.get_logger("processor").info("config", **config_summary(config))
+    tune_gc()
     asyncio.run(serve(config))
     return 0
 
