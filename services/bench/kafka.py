@@ -949,6 +949,7 @@ async def _latency_run(
                 batch, count = producer.create_batch(), 0
                 batch.append(key=None, value=value, timestamp=None)
             count += 1
+        batch.close()  # this tick's facts: send now, as the publisher of a tick would
         future = await producer.send_batch(batch, pipeline.facts, partition=partition)
         future.add_done_callback(lambda f, s=stamp, n=count: remember(f, s, n))
         pending.append(future)

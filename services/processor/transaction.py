@@ -177,6 +177,7 @@ async def send_batched(
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None, headers=headers)
     if batch.record_count():
+        batch.close()  # complete: a closed batch is sent at once instead of lingering (linger_ms)
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 
