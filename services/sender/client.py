@@ -229,9 +229,10 @@ class EndpointClient:
                 f"could not talk to {self._url} ({type(exc).__name__}: {exc}); the batch will be retried",
                 reason="connection_error",
             ) from exc
-        error = error_for_response(
-            response.status_code, response.content, response.headers.get("Retry-After"), self._now()
-        )
+        status = response.status_code
+        if 200 <= status < 300:  # accepted: no Retry-After to read, no clock to consult
+            return status
+        error = error_for_response(status, response.content, response.headers.get("Retry-After"), self._now())
         if error is not None:
             raise error
-        return response.status_code
+        return status

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -129,22 +128,31 @@ class OutboundRow:
         return None if self.key is None else self.key.decode("utf-8", "replace")
 
 
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            try:
-                return value.decode("utf-8")
-            except (UnicodeDecodeError, AttributeError):
-                return None
-    return None
+def _text(value: Any) -> str | None:
+    try:
+        text: str = value.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):
+        return None
+    return text
 
 
 def row_from_record(record: Any) -> OutboundRow:
-    """Read an aiokafka ``ConsumerRecord`` into an :class:`OutboundRow`, flagging contract breaches."""
-    headers = tuple(record.headers or ())
-    row_id = _header(headers, ROW_ID_HEADER)
-    event_type = _header(headers, EVENT_TYPE_HEADER)
+    """Read an aiokafka ``ConsumerRecord`` into an :class:`OutboundRow`, flagging contract breaches.
+
+    A header counts by its first occurrence. One pass over the headers: this runs for every row.
+    """
+    row_id: str | None = None
+    event_type: str | None = None
+    seen_row_id = seen_event_type = False
+    for name, raw in record.headers or ():
+        if name == ROW_ID_HEADER:
+            if not seen_row_id:
+                seen_row_id, row_id = True, _text(raw)
+        elif name == EVENT_TYPE_HEADER and not seen_event_type:
+            seen_event_type, event_type = True, _text(raw)
     value = record.value
+    if value and row_id and event_type:
+        return OutboundRow(record.offset, record.key, value, row_id, event_type)
     problems = []
     if not value:
         problems.append("the record has no value")
@@ -158,7 +166,7 @@ def row_from_record(record: Any) -> OutboundRow:
         value=value or b"",
         row_id=row_id or "",
         event_type=event_type or "",
-        defect="; ".join(problems) or None,
+        defect="; ".join(problems),
     )
 
 
