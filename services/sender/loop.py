@@ -14,8 +14,8 @@ How the work is arranged (one asyncio task per partition with work, the consumer
    partition is fetched and held for it, and the partition is **paused** until the worker takes that
    chunk: at most one worker per partition and one chunk waiting, rows of a partition strictly in
    order, partitions in parallel, and the fetch of the next chunk overlaps the delivery of this one.
-2. A worker turns records into rows (:func:`row_from_record`), groups them with
-   :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
+2. The consumer loop turns the records into rows (:func:`row_from_record`) as it fetches them; a worker
+   groups a chunk's rows with :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
    (:meth:`Sender._settle`); progress is committed after the chunk's last batch (the consumer's position,
    which also skips the transaction markers that follow the rows) and at most every second in between.
 3. Delivering a batch: POST; a transient failure (5xx, 408, 429, timeout, connection error) is retried
@@ -204,9 +204,9 @@ def create_producer(config: SenderConfig) -> AIOKafkaProducer:
 
 @dataclass(frozen=True, slots=True)
 class _Chunk:
-    """Records of one partition returned by one ``getmany``, and the consumer's position right after them."""
+    """Rows of one partition returned by one ``getmany``, and the consumer's position right after them."""
 
-    records: list[Any]
+    rows: list[OutboundRow]
     end: int
 
 
@@ -295,8 +295,10 @@ class Sender:
                 fetched = await self._consumer.getmany(timeout_ms=int(_POLL_TIMEOUT_S * 1000))
                 for tp, records in fetched.items():
                     if records:
-                        # The position right after this chunk: every record before it is in the chunk.
-                        self._take_chunk(tp, _Chunk(records, await self._consumer.position(tp)))
+                        # Rows now, so the records (several objects each) die young instead of waiting for
+                        # their turn; and the position right after the chunk: every record before it is in it.
+                        rows = [row_from_record(record) for record in records]
+                        self._take_chunk(tp, _Chunk(rows, await self._consumer.position(tp)))
         finally:
             self._stopping.set()
             await self._wait_for_workers()
@@ -377,8 +379,7 @@ class Sender:
         :data:`COMMIT_INTERVAL_S` (a commit per request would cost more than the request itself). Batches
         before the last are cut by the rules, so a resend after a crash rebuilds them with the same keys.
         """
-        rows = [row_from_record(record) for record in chunk.records]
-        batches = self._batches(tp, rows)
+        batches = self._batches(tp, chunk.rows)
         settled: int | None = None  # next offset after the last settled, not yet committed batch
         last_commit = time.monotonic()
         try:
