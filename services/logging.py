@@ -43,7 +43,27 @@ _FIRST_KEYS: Final = ("timestamp", "level", "service", "event")
 _QUIET_LIBRARIES: Final = ("httpx", "httpcore")  # one INFO line per request: the sender logs its own
 
 
+_PLAIN_TYPES: Final = frozenset({str, int, float, type(None), bytes})
+"""Exact types that can be neither a :class:`Secret` nor a container: only their key can make them secret."""
+_KEY_VERDICTS_MAX: Final = 4096
+_key_verdicts: dict[str, bool] = {}
+"""Whether a key looks sensitive, per key seen (keys are a small fixed set: event field names)."""
+
+
+def _sensitive_key(key: str) -> bool:
+    verdict = _key_verdicts.get(key)
+    if verdict is None:
+        verdict = _SENSITIVE_KEY.search(key) is not None
+        if len(_key_verdicts) < _KEY_VERDICTS_MAX:
+            _key_verdicts[key] = verdict
+    return verdict
+
+
 def _redact(key: object, value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:  # the common case, decided without isinstance checks or a regex search
+        if value is not None and isinstance(key, str) and _sensitive_key(key):
+            return REDACTED
+        return value
     if isinstance(value, Secret):
         return REDACTED
     if isinstance(key, str) and _SENSITIVE_KEY.search(key) and value is not None and not isinstance(value, bool):

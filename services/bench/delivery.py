@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
 import pstats
 import time
@@ -148,6 +149,10 @@ async def run_b4(
 ) -> CaseReport:
     report = CaseReport("B4", "sender: events -> HTTP endpoint, commit after ack")
     row_sets = [rows_of(copy)[: plan.sender_rows] for copy in [*copies, spare]]
+    # The bench's own data, as for the workload copies (bench.__main__): these ~160k tuples and lists would
+    # otherwise be traversed by every full collection the sender's allocations trigger in this process.
+    gc.collect()
+    gc.freeze()
     say(f"B4: {len(row_sets[0]):,} rows per run, {plan.repeats} runs; baseline: plain httpx, same bodies")
     port = free_ports(1)[0]
     endpoint = await Child("endpoint", ["endpoint", "--port", str(port)], env.work).start()

@@ -9,11 +9,13 @@ How the work is arranged (one asyncio task per partition with work, the consumer
 
 1. The consumer loop calls ``getmany`` continuously, so the consumer stays in its group however long
    a delivery takes (aiokafka leaves the group when ``getmany`` is not called for
-   ``max_poll_interval_ms``). A fetched chunk of records goes to a new worker task for its partition,
-   and the partition is **paused** until that worker finishes: at most one worker per partition, rows
-   of a partition strictly in order, partitions in parallel.
-2. A worker turns records into rows (:func:`row_from_record`), groups them with
-   :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
+   ``max_poll_interval_ms``). A fetched chunk of records goes to the worker task of its partition
+   (started if the partition has none). While a worker delivers a chunk, the next chunk of its
+   partition is fetched and held for it, and the partition is **paused** until the worker takes that
+   chunk: at most one worker per partition and one chunk waiting, rows of a partition strictly in
+   order, partitions in parallel, and the fetch of the next chunk overlaps the delivery of this one.
+2. The consumer loop turns the records into rows (:func:`row_from_record`) as it fetches them; a worker
+   groups a chunk's rows with :func:`reducer.batching.split_batches`, and for each batch, in order: delivers it
    (:meth:`Sender._settle`); progress is committed after the chunk's last batch (the consumer's position,
    which also skips the transaction markers that follow the rows) and at most every second in between.
 3. Delivering a batch: POST; a transient failure (5xx, 408, 429, timeout, connection error) is retried
@@ -38,7 +40,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -127,22 +128,31 @@ class OutboundRow:
         return None if self.key is None else self.key.decode("utf-8", "replace")
 
 
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            try:
-                return value.decode("utf-8")
-            except (UnicodeDecodeError, AttributeError):
-                return None
-    return None
+def _text(value: Any) -> str | None:
+    try:
+        text: str = value.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):
+        return None
+    return text
 
 
 def row_from_record(record: Any) -> OutboundRow:
-    """Read an aiokafka ``ConsumerRecord`` into an :class:`OutboundRow`, flagging contract breaches."""
-    headers = tuple(record.headers or ())
-    row_id = _header(headers, ROW_ID_HEADER)
-    event_type = _header(headers, EVENT_TYPE_HEADER)
+    """Read an aiokafka ``ConsumerRecord`` into an :class:`OutboundRow`, flagging contract breaches.
+
+    A header counts by its first occurrence. One pass over the headers: this runs for every row.
+    """
+    row_id: str | None = None
+    event_type: str | None = None
+    seen_row_id = seen_event_type = False
+    for name, raw in record.headers or ():
+        if name == ROW_ID_HEADER:
+            if not seen_row_id:
+                seen_row_id, row_id = True, _text(raw)
+        elif name == EVENT_TYPE_HEADER and not seen_event_type:
+            seen_event_type, event_type = True, _text(raw)
     value = record.value
+    if value and row_id and event_type:
+        return OutboundRow(record.offset, record.key, value, row_id, event_type)
     problems = []
     if not value:
         problems.append("the record has no value")
@@ -156,7 +166,7 @@ def row_from_record(record: Any) -> OutboundRow:
         value=value or b"",
         row_id=row_id or "",
         event_type=event_type or "",
-        defect="; ".join(problems) or None,
+        defect="; ".join(problems),
     )
 
 
@@ -190,6 +200,14 @@ def create_producer(config: SenderConfig) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Rows of one partition returned by one ``getmany``, and the consumer's position right after them."""
+
+    rows: list[OutboundRow]
+    end: int
 
 
 class _Abandoned(Exception):
@@ -241,6 +259,8 @@ class Sender:
         self._stopping = asyncio.Event()
         self._running = False
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._next_chunks: dict[TopicPartition, _Chunk] = {}
+        """Per partition: the chunk fetched while its worker delivers the previous one (partition paused)."""
         self._failure: BaseException | None = None
         self._announced: dict[TopicPartition, tuple[int, int]] = {}
         """Per partition: (first, last) offset of a tail batch a previous owner announced and never committed."""
@@ -275,7 +295,10 @@ class Sender:
                 fetched = await self._consumer.getmany(timeout_ms=int(_POLL_TIMEOUT_S * 1000))
                 for tp, records in fetched.items():
                     if records:
-                        self._start_worker(tp, records)
+                        # Rows now, so the records (several objects each) die young instead of waiting for
+                        # their turn; and the position right after the chunk: every record before it is in it.
+                        rows = [row_from_record(record) for record in records]
+                        self._take_chunk(tp, _Chunk(rows, await self._consumer.position(tp)))
         finally:
             self._stopping.set()
             await self._wait_for_workers()
@@ -304,39 +327,59 @@ class Sender:
 
     # -- partition workers -------------------------------------------------------------------------------
 
-    def _start_worker(self, tp: TopicPartition, records: list[Any]) -> None:
-        if tp in self._workers:  # impossible while the partition is paused; fail loudly if it ever happens
-            raise RuntimeError(f"records for {tp} arrived while its previous chunk was still being delivered")
-        self._consumer.pause(tp)
-        task = asyncio.create_task(self._work(tp, records), name=f"sender-{tp.topic}-{tp.partition}")
-        self._workers[tp] = task
-        task.add_done_callback(lambda done: self._on_worker_done(tp, done))
-
-    def _on_worker_done(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
-        if self._workers.get(tp) is not task:
-            return  # revoked: the rebalance listener already forgot it
-        del self._workers[tp]
-        if not task.cancelled() and task.exception() is not None:
-            self._failure = self._failure or task.exception()
+    def _take_chunk(self, tp: TopicPartition, chunk: _Chunk) -> None:
+        """Hand a fetched chunk to its partition's worker: start one, or hold the chunk for the busy one."""
+        if tp not in self._workers:
+            self._workers[tp] = asyncio.create_task(self._drain(tp, chunk), name=f"sender-{tp.topic}-{tp.partition}")
             return
-        if tp in self._consumer.assignment():
-            self._consumer.resume(tp)
+        if tp in self._next_chunks:  # impossible while the partition is paused; fail loudly if it ever happens
+            raise RuntimeError(f"records for {tp} arrived while a chunk was already waiting for its worker")
+        self._next_chunks[tp] = chunk
+        self._consumer.pause(tp)
+
+    async def _drain(self, tp: TopicPartition, chunk: _Chunk) -> None:
+        """Deliver ``chunk``, then each chunk fetched for the partition meanwhile, until none is waiting.
+
+        The worker forgets itself in the same step as it finds no chunk waiting (no ``await`` between),
+        so a chunk fetched later always starts a new worker and is never left behind.
+        """
+        structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
+        me = asyncio.current_task()
+        failure: Exception | None = None
+        try:
+            while await self._work(tp, chunk) and not self._stopping.is_set():
+                next_chunk = self._next_chunks.pop(tp, None)
+                if next_chunk is None:
+                    break
+                chunk = next_chunk
+                self._consumer.resume(tp)  # fetch the chunk after it while this one is delivered
+        except Exception as exc:  # handed to run(), which raises it
+            failure = exc
+        finally:
+            if self._workers.get(tp) is me:  # else revoked: the rebalance listener already forgot it
+                del self._workers[tp]
+                # A chunk still waiting when the worker stopped early (partition lost, stopping, failure) is
+                # dropped uncommitted: the partition's next owner, or the next run, sends it again.
+                dropped = self._next_chunks.pop(tp, None)
+                if failure is not None:
+                    self._failure = self._failure or failure
+                elif dropped is not None and tp in self._consumer.assignment():
+                    self._consumer.resume(tp)
 
     async def _wait_for_workers(self) -> None:
         pending = list(self._workers.values())
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _work(self, tp: TopicPartition, records: list[Any]) -> None:
-        """Deliver one fetched chunk of a partition, batch by batch, in order.
+    async def _work(self, tp: TopicPartition, chunk: _Chunk) -> bool:
+        """Deliver one fetched chunk of a partition, batch by batch, in order; ``False`` if it stopped early
+        (the sender is stopping or the partition was lost).
 
         Progress is committed after the chunk's last batch, and in between at most every
         :data:`COMMIT_INTERVAL_S` (a commit per request would cost more than the request itself). Batches
         before the last are cut by the rules, so a resend after a crash rebuilds them with the same keys.
         """
-        structlog.contextvars.bind_contextvars(group=self._config.group_id, topic=tp.topic, partition=tp.partition)
-        rows = [row_from_record(record) for record in records]
-        batches = self._batches(tp, rows)
+        batches = self._batches(tp, chunk.rows)
         settled: int | None = None  # next offset after the last settled, not yet committed batch
         last_commit = time.monotonic()
         try:
@@ -356,17 +399,18 @@ class Sender:
                 settled = batch[-1].offset + 1
                 if is_tail:
                     # Past the transaction markers that follow the chunk's last row, so a caught-up group
-                    # has lag 0: the position is that of the next record getmany would return, and every
-                    # record before it was in this chunk (the partition is paused while it is worked on).
-                    await self._commit(tp, max(settled, await self._consumer.position(tp)))
-                    settled = None
-                elif time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
+                    # has lag 0: the consumer's position right after it fetched the chunk is that of the
+                    # next record getmany returned, and every record before it was in this chunk.
+                    await self._commit(tp, max(settled, chunk.end))
+                    return True
+                if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
                     await self._commit(tp, settled)
                     settled, last_commit = None, time.monotonic()
             if settled is not None:
                 await self._commit(tp, settled)
         except _PartitionLost:
-            return
+            pass
+        return False
 
     def _split(self, rows: list[OutboundRow]) -> list[list[OutboundRow]]:
         return split_batches(
@@ -557,6 +601,7 @@ class Sender:
         """Drop the uncommitted work of revoked partitions: their next owner starts from the committed offset."""
         cancelled = []
         for tp in revoked:
+            self._next_chunks.pop(tp, None)
             task = self._workers.pop(tp, None)
             if task is not None:
                 task.cancel()

@@ -234,6 +234,31 @@ async def test_sender_delivers_every_row_in_partition_order_batched_and_commits_
     assert group.total == 0, group.partitions
 
 
+async def test_many_small_chunks_fetched_while_earlier_ones_are_delivered_keep_order_and_commit_everything(
+    kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
+) -> None:
+    # Tiny polls: each partition's next chunk is fetched (and held) while its worker delivers the current one.
+    topics = await make_topics(kafka_bootstrap, "prefetched-chunks", partitions=2)
+    rows = rows_over(2, 240, alf_every=9)
+    await produce(kafka_bootstrap, topics.events, rows)
+
+    async with running_sender(kafka_bootstrap, topics, recording_endpoint, max_poll_records=7, max_batch_rows=3):
+
+        async def everything_committed() -> bool:
+            return await committed(kafka_bootstrap, topics.group, topics.events, 2) == expected_ends(rows, 2)
+
+        await wait_until(everything_committed, timeout=30, message="offsets committed past every row")
+
+    events = recording_endpoint.accepted_events()
+    assert sorted(seqs(events)) == [row.seq for row in rows]  # each row exactly once, none lost
+    for partition in range(2):
+        delivered = [s for s in seqs(events) if s % 2 == partition]
+        assert delivered == sorted(delivered)
+    for request in recording_endpoint.requests:
+        assert len({s % 2 for s in seqs(request.events)}) == 1
+        assert len(request.events) <= 3
+
+
 async def test_sender_sends_row_bytes_unchanged_in_the_request_body(
     kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
 ) -> None:

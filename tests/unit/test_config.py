@@ -29,7 +29,7 @@ from services.config import (
     load_config,
 )
 from services.errors import ConfigError
-from services.logging import configure_logging
+from services.logging import configure_logging, redact_secrets
 from services.sender.__main__ import build_parser
 
 TOKEN = "tok-Zx81-very-secret"
@@ -299,6 +299,35 @@ def test_rendered_json_logs_never_contain_the_token_or_password(json_log_stream:
     assert PASSWORD not in output
     assert '"token":"***"' in output
     assert '"service":"sender"' in output
+
+
+def test_redaction_of_plain_values_depends_on_the_key_only_and_is_the_same_every_time() -> None:
+    event = {
+        "api_key": TOKEN,
+        "Session-Token": 42,
+        "cookie": b"c=1",
+        "password": None,
+        "secret_rotated": True,
+        "rows": 7,
+        "idempotency_key": "ab12",
+        "event": "batch_sent",
+        "token": Secret(TOKEN),
+        "nested": {"Authorization": f"Bearer {TOKEN}", "latency_ms": 4.3},
+    }
+    expected = {
+        "api_key": "***",
+        "Session-Token": "***",
+        "cookie": "***",
+        "password": None,
+        "secret_rotated": True,
+        "rows": 7,
+        "idempotency_key": "ab12",
+        "event": "batch_sent",
+        "token": "***",
+        "nested": {"Authorization": "***", "latency_ms": 4.3},
+    }
+    for _ in range(3):  # the verdict per key is remembered after the first event
+        assert redact_secrets(None, "info", dict(event)) == expected
 
 
 def test_docs_sender_md_documents_every_sender_setting_with_its_flag_and_default() -> None:
