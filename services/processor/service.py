@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -409,13 +409,8 @@ class Processor:
             await self._settle(revoked)
             self.crash.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
-            for tp in revoked:
-                self._backlog.pop(tp, None)
-                self._paused.discard(tp)
-                worker = self.workers.pop(tp, None)
-                if worker is not None:
-                    await worker.close()
-                    self._parked[tp.partition] = (worker.state, worker.next_offset)
+            for tp, worker in (await self._release(revoked)).items():
+                self._parked[tp.partition] = (worker.state, worker.next_offset)
             self.assigned -= revoked
             log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
@@ -424,14 +419,7 @@ class Processor:
             self.metrics.rebalances.labels(kind="assigned").inc()
             self.assigned = set(assigned)
             fresh = sorted((tp for tp in assigned if tp not in self.workers), key=lambda tp: tp.partition)
-            gone = [tp for tp in self.workers if tp not in assigned]
-            await self._settle(gone)
-            for tp in gone:
-                self._backlog.pop(tp, None)
-                self._paused.discard(tp)
-                worker = self.workers.pop(tp, None)
-                if worker is not None:
-                    await worker.close()
+            await self._release([tp for tp in self.workers if tp not in assigned])
             self._parked = {p: v for p, v in self._parked.items() if any(tp.partition == p for tp in fresh)}
             try:
                 await self._take(fresh)
@@ -441,6 +429,22 @@ class Processor:
                     if tp not in self.workers:
                         self._background(self._reset_locked(tp))
             log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    async def _release(self, tps: Collection[TopicPartition]) -> dict[TopicPartition, PartitionWorker]:
+        """Give ``tps`` up: wait for their commit loops, forget what was polled, close their workers.
+
+        Returns the closed workers (their state and offset stay readable). Caller holds the lock.
+        """
+        await self._settle(tps)
+        released: dict[TopicPartition, PartitionWorker] = {}
+        for tp in tps:
+            self._backlog.pop(tp, None)
+            self._paused.discard(tp)
+            worker = self.workers.pop(tp, None)
+            if worker is not None:
+                await worker.close()
+                released[tp] = worker
+        return released
 
     async def _reset_locked(self, tp: TopicPartition) -> None:
         async with self._lock:
