@@ -70,11 +70,13 @@ class _RecordingClient(EndpointClient):
         super().__init__(*args, **kwargs)
         self.bodies: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
         self.post_seconds = 0.0
-        self.chunks: set[int] = set()
+        self.workers: set[int] = set()
+        """The sender's delivery tasks that posted (one per partition at a time; a worker delivers every
+        chunk fetched for its partition while it runs)."""
 
     def reset(self) -> None:
         self.bodies.clear()
-        self.chunks.clear()
+        self.workers.clear()
         self.post_seconds = 0.0
 
     async def post_batch(self, body: bytes, idempotency_key: str) -> int:
@@ -82,7 +84,7 @@ class _RecordingClient(EndpointClient):
         status = await super().post_batch(body, idempotency_key)
         self.post_seconds += time.monotonic() - started
         task = asyncio.current_task()
-        self.chunks.add(id(task))
+        self.workers.add(id(task))
         self.bodies[task.get_name() if task is not None else "?"].append((body, idempotency_key))
         return status
 
@@ -236,7 +238,7 @@ async def run_b4(
             breakdown.append(
                 {
                     "requests": requests,
-                    "chunks": len(client.chunks),
+                    "workers": len(client.workers),
                     "commits": consumer.bench_commits,
                     "post_share": client.post_seconds / busy,
                     "commit_share": consumer.bench_commit_seconds / busy,
@@ -245,7 +247,7 @@ async def run_b4(
             )
             say(
                 f"  run {index}: sender {sender_runs[-1]:,.0f} rows/s, httpx {httpx_runs[-1]:,.0f} rows/s "
-                f"({requests} requests from {len(client.chunks)} fetched chunks, {consumer.bench_commits} commits)"
+                f"({requests} requests by {len(client.workers)} delivery tasks, {consumer.bench_commits} commits)"
             )
     finally:
         sender.stop()
@@ -272,7 +274,7 @@ async def run_b4(
         report.notes.append(
             f"where the sender's time goes (median run, share of partitions x wall time): POST "
             f"{100 * mid['post_share']:.0f} %, offset commit {100 * mid['commit_share']:.0f} %, the rest waiting "
-            f"for fetches and scheduling; {mid['requests']:.0f} requests from {mid['chunks']:.0f} fetched chunks, "
+            f"for fetches and scheduling; {mid['requests']:.0f} requests by {mid['workers']:.0f} delivery tasks, "
             f"{mid['commits']:.0f} commits; sender process CPU {100 * mid['cpu_share']:.0f} % of one core"
         )
         report.series["sender_breakdown"] = breakdown
