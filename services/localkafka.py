@@ -59,7 +59,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "DEFAULT_CONTROLLER_PORT",
@@ -676,6 +676,31 @@ def start(
     handle = BrokerHandle(config, home=home, pid=process.pid, process=process)
     handle.startup_seconds = elapsed
     return handle
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct loopback ports that were free a moment ago (all held open while choosing)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_on_free_ports(data_dir: Path, *, attempts: int = 3, **options: Any) -> BrokerHandle:
+    """:func:`start` a private broker in ``data_dir`` on free ports, choosing new ones if another process wins
+    the race for them. ``options`` go to :func:`start` (``heap``, ``overrides``, ``ready_timeout``...)."""
+    for attempt in range(1, attempts + 1):
+        port, controller_port = free_ports(2)
+        try:
+            return start(port=port, controller_port=controller_port, data_dir=data_dir, **options)
+        except PortInUse:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
 def attach(data_dir: Path | None = None, *, home: Path | None = None) -> BrokerHandle | None:

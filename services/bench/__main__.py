@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.bench.common import CaseReport, SystemLoad, cpu_seconds, free_ports, machine_summary, say
+from services.bench.common import CaseReport, SystemLoad, cpu_seconds, machine_summary, say
 from services.bench.plan import CASES, Plan, plan_for
 
 DESCRIPTION = """\
@@ -244,17 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _start_broker(work: Path) -> Any:
-    from services.localkafka import PortInUse, start
+    from services.localkafka import start_on_free_ports
 
-    for attempt in range(3):
-        port, controller = free_ports(2)
-        try:
-            say(f"starting a private Kafka broker on 127.0.0.1:{port}")
-            return start(port=port, controller_port=controller, data_dir=work / "kafka", ready_timeout=120)
-        except PortInUse:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    broker = start_on_free_ports(work / "kafka", ready_timeout=120)
+    say(f"started a private Kafka broker on {broker.bootstrap}")
+    return broker
 
 
 if __name__ == "__main__":

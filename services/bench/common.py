@@ -7,7 +7,6 @@ import math
 import os
 import pstats
 import resource
-import socket
 import statistics
 import sys
 import time
@@ -316,17 +315,3 @@ def _short(filename: str) -> str:
     return path[len(cwd) :] if path.startswith(cwd) else path
 
 
-# --------------------------------------------------------------------------------------------------------
-# Ports
-# --------------------------------------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()

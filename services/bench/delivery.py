@@ -30,11 +30,12 @@ from prometheus_client import CollectorRegistry
 
 from reducer import initial_state, reduce
 from schemas.codec import decode_fact, encode_row
-from services.bench.common import CaseReport, Row, cpu_seconds, free_ports, profile_summary, say
+from services.bench.common import CaseReport, Row, cpu_seconds, profile_summary, say
 from services.bench.kafka import Child, KafkaEnv, create_topics, gated_publish
 from services.bench.plan import Plan
 from services.bench.workload import Copy
 from services.config import KafkaSettings, SenderConfig
+from services.localkafka import free_ports
 from services.metrics import SenderMetrics
 from services.processor.partition import EVENT_TYPE_HEADER, ROW_ID_HEADER, event_type_header
 from services.sender.client import EVENTS_PATH, EndpointClient

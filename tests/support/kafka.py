@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -34,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from services.localkafka import BrokerHandle, LocalKafkaError, PortInUse, start
+from services.localkafka import BrokerHandle, LocalKafkaError, free_ports, start_on_free_ports
 
 __all__ = [
     "admin_client",
@@ -60,32 +59,11 @@ _ILLEGAL_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
 # ---------------------------------------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct loopback ports that were free a moment ago (all held open while choosing)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def start_broker_on_free_ports(data_dir: Path, *, attempts: int = 3, **options: Any) -> BrokerHandle:
-    """Start a private broker in ``data_dir`` on free ports, choosing new ports if another process wins a race.
-
-    ``options`` are passed to ``services.localkafka.start`` (``heap``, ``overrides``, ``ready_timeout``...).
-    """
+    """Start a private broker in ``data_dir`` on free ports (``services.localkafka.start_on_free_ports``),
+    with the test suite's ready timeout unless ``options`` say otherwise."""
     options.setdefault("ready_timeout", BROKER_READY_TIMEOUT_S)
-    for attempt in range(1, attempts + 1):
-        port, controller_port = free_ports(2)
-        try:
-            return start(port=port, controller_port=controller_port, data_dir=data_dir, **options)
-        except PortInUse:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable: the loop returns or raises")
+    return start_on_free_ports(data_dir, attempts=attempts, **options)
 
 
 @pytest.fixture(scope="session")
