@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -41,7 +41,7 @@ from services.bench.plan import Plan
 from services.bench.workload import Copy, make_copies
 from services.config import KafkaSettings, ProcessorConfig
 from services.processor.faults import CrashPoints
-from services.processor.partition import restore_states
+from services.processor.partition import restore_consumer, restore_states
 from services.processor.topics import ensure_topics, pipeline_topics
 
 B2_MIN_RATIO = 0.70
@@ -1066,13 +1066,7 @@ async def run_b6(env: KafkaEnv, plan: Plan, copy: Copy, *, force_profile: bool =
 
 
 async def _restore_once(env: KafkaEnv, topic: str) -> tuple[float, int]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=env.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    consumer = restore_consumer(bootstrap_servers=env.bootstrap)
     await consumer.start()
     try:
         started = time.perf_counter()
@@ -1080,19 +1074,12 @@ async def _restore_once(env: KafkaEnv, topic: str) -> tuple[float, int]:
         elapsed = time.perf_counter() - started
     finally:
         await consumer.stop()
-    restored: Any = states[0]
-    state = restored[0] if isinstance(restored, tuple) else restored  # (state, input offset) in newer versions
+    state, _input_offset = states[0]
     return elapsed, len(state.families)
 
 
 async def _consume_once(env: KafkaEnv, topic: str) -> float:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=env.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    consumer = restore_consumer(bootstrap_servers=env.bootstrap)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

@@ -161,6 +161,19 @@ class PartitionWorker:
             await self.producer.stop()
 
 
+def restore_consumer(**client_kwargs: Any) -> AIOKafkaConsumer:
+    """The consumer :func:`restore_states` needs: group-less, ``read_committed``, reset to earliest (with
+    aiokafka's default ``"latest"`` the restore read was seen to hang). ``client_kwargs`` name the broker
+    (``bootstrap_servers``, ``client_id``, security settings)."""
+    return AIOKafkaConsumer(
+        **client_kwargs,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+
+
 async def restore_states(
     consumer: AIOKafkaConsumer,
     changelog: str,
@@ -175,10 +188,8 @@ async def restore_states(
     Returns, per partition, the state and the input offset of the last committed transaction (``None``
     for an empty changelog).
 
-    ``consumer`` is a group-less, ``read_committed`` consumer used only for restores, created with
-    ``auto_offset_reset="earliest"`` (with aiokafka's default ``"latest"`` this read was seen to hang).
-    Call only after the partitions' producers have started (fenced), so no transaction of a previous
-    owner is still open.
+    ``consumer`` is used only for restores and made by :func:`restore_consumer`. Call only after the
+    partitions' producers have started (fenced), so no transaction of a previous owner is still open.
     """
     tps = [TopicPartition(changelog, partition) for partition in partitions]
     if not tps:

@@ -42,7 +42,7 @@ from services.config import ProcessorConfig
 from services.metrics import ProcessorMetrics
 from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
-from services.processor.partition import PartitionWorker, restore_states
+from services.processor.partition import PartitionWorker, restore_consumer, restore_states
 from services.processor.topics import changelog_topic, dead_letter_topic
 from services.processor.transaction import NEGATIVE_CONTROLS, Destinations, UnsafeHooks, commit
 
@@ -110,13 +110,7 @@ class Processor:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and leave the group."""
         kafka = self.config.kafka
-        self._restorer = AIOKafkaConsumer(
-            **kafka.client_kwargs(client_id=f"{self.client_id}-restore"),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        self._restorer = restore_consumer(**kafka.client_kwargs(client_id=f"{self.client_id}-restore"))
         consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(client_id=self.client_id),
             group_id=self.config.group_id,

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import encode_fact
@@ -14,7 +14,7 @@ from services.config import KafkaSettings
 from services.lag import LagReader
 from services.processor import service
 from services.processor.faults import CrashPoints
-from services.processor.partition import restore_states
+from services.processor.partition import restore_consumer, restore_states
 from services.processor.topics import changelog_topic
 from services.processor.transaction import send_batched
 from tests.support.builders import (
@@ -139,13 +139,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     async with LagReader(KafkaSettings(bootstrap_servers=kafka_bootstrap)) as reader:
         (group,) = await reader.read({topics.group: [topics.facts]})
     committed = {p.partition: p.committed for p in group.partitions}
-    restorer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    restorer = restore_consumer(bootstrap_servers=kafka_bootstrap)
     await restorer.start()
     try:
         restored = await restore_states(
