@@ -68,11 +68,16 @@ def fake_records(values: Iterable[bytes], *, topic: str = "facts", partition: in
     ]
 
 
-def worker_all(values: list[bytes], *, batch: int = 1000, idle_ttl_ms: int = 24 * 3600 * 1000) -> int:
-    """The processor's per-partition batch path (decode, reduce, encode rows, caps, expiry, changelog), no Kafka."""
-    worker = PartitionWorker(
+def offline_worker(idle_ttl_ms: int) -> PartitionWorker:
+    """A fresh partition worker without a producer: its batch path runs, nothing is committed."""
+    return PartitionWorker(
         topic="facts", partition=0, producer=None, state=initial_state(), next_offset=0, idle_ttl_ms=idle_ttl_ms
     )
+
+
+def worker_all(values: list[bytes], *, batch: int = 1000, idle_ttl_ms: int = 24 * 3600 * 1000) -> int:
+    """The processor's per-partition batch path (decode, reduce, encode rows, caps, expiry, changelog), no Kafka."""
+    worker = offline_worker(idle_ttl_ms)
     records = fake_records(values)
     rows = 0
     for start in range(0, len(records), batch):
@@ -201,14 +206,7 @@ def memory_child(plan_fields: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     result: dict[str, Any] = {"rss_start": rss_bytes()}
     # Part 1: RSS over a long stream in which threads finish and expire (idle TTL in fact time).
-    worker = PartitionWorker(
-        topic="facts",
-        partition=0,
-        producer=None,
-        state=initial_state(),
-        next_offset=0,
-        idle_ttl_ms=plan.memory_idle_ttl_ms,
-    )
+    worker = offline_worker(plan.memory_idle_ttl_ms)
     samples: list[tuple[int, int, int]] = []  # (facts so far, rss bytes, families in state)
     done = 0
     sample_every = max(1000, plan.memory_facts // 100)
@@ -228,14 +226,7 @@ def memory_child(plan_fields: dict[str, Any]) -> dict[str, Any]:
     tracemalloc.start(1)
     prefix = max(1000, min(plan.memory_facts, 50 * plan.memory_concurrency))
     values = [value for chunk in _batches(plan, prefix, seed=plan.seed + 2000) for value in chunk]
-    worker = PartitionWorker(
-        topic="facts",
-        partition=0,
-        producer=None,
-        state=initial_state(),
-        next_offset=0,
-        idle_ttl_ms=plan.memory_idle_ttl_ms,
-    )
+    worker = offline_worker(plan.memory_idle_ttl_ms)
     records = fake_records(values)
     for start in range(0, len(records), 1000):
         worker.reduce_batch(records[start : start + 1000])
