@@ -68,6 +68,14 @@ class Settings:
 
 
 SETTINGS = Settings()
+SENDER_ENV = {
+    "SENDER_REQUEST_TIMEOUT_S": "2",
+    "SENDER_BACKOFF_BASE_S": "0.1",
+    "SENDER_BACKOFF_CAP_S": "2",
+    "SENDER_RETRY_AFTER_CAP_S": "10",
+    "SENDER_MAX_BATCH_ROWS": "200",
+}
+"""Sender settings of the system tests: short timeouts and back-off, so faults resolve within a run."""
 DRAIN_LIMIT_S = 60.0
 """V8: lag must reach 0 this long after the last fault (and the last publish)."""
 

@@ -30,18 +30,11 @@ from services.demo.generator import Workload
 from tests.system import faults, kafkaview
 from tests.system.delivery import check_delivery, check_retry_behaviour
 from tests.system.procs import ServiceProcess
-from tests.system.scenario import Run
+from tests.system.scenario import SENDER_ENV, Run
 from tests.system.workload import generate
 
 pytestmark = pytest.mark.kafka
 
-SENDER_ENV = {
-    "SENDER_REQUEST_TIMEOUT_S": "2",
-    "SENDER_BACKOFF_BASE_S": "0.1",
-    "SENDER_BACKOFF_CAP_S": "2",
-    "SENDER_RETRY_AFTER_CAP_S": "10",
-    "SENDER_MAX_BATCH_ROWS": "200",
-}
 FAULT_KINDS = (
     "reducer_kill",
     "reducer_term",

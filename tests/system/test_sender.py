@@ -21,19 +21,12 @@ from services.demo.generator import Workload
 from tests.system import faults, kafkaview
 from tests.system.delivery import canonical, check_delivery, check_retry_behaviour
 from tests.system.history import read_history
-from tests.system.scenario import Run
+from tests.system.scenario import SENDER_ENV, Run
 from tests.system.verifier import Check, header, sample
 from tests.system.workload import generate
 
 pytestmark = pytest.mark.kafka
 
-SENDER_ENV = {
-    "SENDER_REQUEST_TIMEOUT_S": "2",
-    "SENDER_BACKOFF_BASE_S": "0.1",
-    "SENDER_BACKOFF_CAP_S": "2",
-    "SENDER_RETRY_AFTER_CAP_S": "10",
-    "SENDER_MAX_BATCH_ROWS": "200",
-}
 OUTAGE_S = 60.0
 OUTAGE_RETRY_AFTER_S = 2.0
 THROTTLE_RETRY_AFTER_S = 1.0
