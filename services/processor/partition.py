@@ -138,9 +138,10 @@ class PartitionWorker:
         enforce_caps(state, dirty_families)
         dirty_families.update(self.idle_index.expire(state, self.idle_ttl_ms, dirty_families))
         out.changelog = [
-            (key.encode(), value) for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
+            (key.encode(), value, None)
+            for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
         ]
-        out.changelog.append((INPUT_OFFSET_KEY, str(out.next_offset).encode()))
+        out.changelog.append((INPUT_OFFSET_KEY, str(out.next_offset).encode(), None))
         return out
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, error: BaseException) -> Any:

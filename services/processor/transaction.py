@@ -43,7 +43,8 @@ class BatchOutput:
     """Everything one input partition's batch produces, ready to be committed."""
 
     rows: list[tuple[bytes, bytes, Headers]] = field(default_factory=list)
-    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    changelog: list[Record] = field(default_factory=list)
+    """Changelog records (no headers), in the shape they are produced in."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     facts: int = 0
     next_offset: int | None = None
@@ -103,8 +104,7 @@ async def commit(
                 pending += await send_batched(producer, to.events_topic, events_partition, rows)
             crash.reached("after_rows_sent")
         # Step 3.
-        changelog: list[Record] = [(key, state, None) for key, state in out.changelog]
-        pending += await send_batched(producer, to.changelog_topic, partition, changelog)
+        pending += await send_batched(producer, to.changelog_topic, partition, out.changelog)
         crash.reached("after_changelog_sent")
         # Step 4. Dead letters are rare and may be megabytes: one send() each, size-checked by the producer.
         for letter in out.dead_letters:
