@@ -202,10 +202,7 @@ class Processor:
                 self._resume(tp)
         except Exception as error:
             log.exception("commit_loop_failed", topic=tp.topic, partition=tp.partition)
-            worker = self.workers.pop(tp, None)
-            self._forget_fetched(tp)
-            if worker is not None:
-                await worker.close()
+            await self._drop_worker(tp, self.workers.get(tp))
             if self._failure is None:
                 self._failure = error
         finally:
@@ -229,10 +226,15 @@ class Processor:
                 self._consumer.resume(tp)
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:
-        """Move the consumer's position of ``tp``; every seek is counted, see :meth:`_dispatch`."""
+        """Move the consumer's position of ``tp``."""
         assert self._consumer is not None
-        self._forget_fetched(tp)
         self._consumer.seek(tp, offset)
+        self._sought(tp)
+
+    def _sought(self, tp: TopicPartition) -> None:
+        """After any seek of ``tp``: what was polled before it is void, and the seek is counted (see
+        :meth:`_dispatch`)."""
+        self._forget_fetched(tp)
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
@@ -293,12 +295,13 @@ class Processor:
             state.drops.clear()
         return True
 
-    async def _drop_worker(self, tp: TopicPartition, worker: PartitionWorker) -> None:
+    async def _drop_worker(self, tp: TopicPartition, worker: PartitionWorker | None) -> None:
         """Stop using ``tp`` after a failed transaction: its state is ahead of its changelog now."""
-        if self.workers.get(tp) is worker:
+        if worker is not None and self.workers.get(tp) is worker:
             del self.workers[tp]
         self._forget_fetched(tp)
-        await worker.close()
+        if worker is not None:
+            await worker.close()
 
     # --- partition ownership ---------------------------------------------------------------------
 
@@ -367,9 +370,8 @@ class Processor:
             if start > 0:
                 self._seek(tp, start)
             else:
-                self._forget_fetched(tp)
                 await consumer.seek_to_beginning(tp)
-                self._seeks[tp] = self._seeks.get(tp, 0) + 1
+                self._sought(tp)
             self.workers[tp] = PartitionWorker(
                 topic=tp.topic,
                 partition=tp.partition,
