@@ -38,7 +38,7 @@ def shared_or_none(text: str | None) -> str | None:
 
 def connection_key(producer: str, connection_id: int) -> str:
     """Key of a connection; shared (:func:`shared`) because every thread and turn of it keeps one."""
-    return sys.intern(f"{producer}{KEY_SEP}{connection_id}")
+    return shared(f"{producer}{KEY_SEP}{connection_id}")
 
 
 def request_key(producer: str, request_id: RequestId) -> str:

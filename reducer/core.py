@@ -14,11 +14,11 @@ the partition's connection table, so families are independent of each other.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from reducer import custom, items, reviews, threads, turns
+from reducer.context import shared
 from schemas.events import Row
 from schemas.facts import (
     AppMentioned,
@@ -78,7 +78,7 @@ def _family(state: PartitionState, envelope: FactEnvelope) -> FamilyState:
     family = state.families.get(key)
     if family is None:
         # The root thread id is also the root thread's key in family.threads: one shared string (context.shared).
-        family = state.families[sys.intern(key)] = FamilyState(last_seen_ms=envelope.observed_at_ms)
+        family = state.families[shared(key)] = FamilyState(last_seen_ms=envelope.observed_at_ms)
     return family
 
 

@@ -93,7 +93,7 @@ def on_client_request(family: FamilyState, producer: str, fact: ClientRequestFac
     """
     key = client_request_key(producer, fact.connection_id, fact.request_id)
     request = fact.request
-    if not family.requests and isinstance(request, TurnStartRequest | TurnSteerRequest):
+    if not family.requests and isinstance(request, (TurnStartRequest, TurnSteerRequest)):
         family.requests = {}  # NO_ENTRIES is shared and read-only (schemas.state)
     match request:
         case TurnStartRequest():
