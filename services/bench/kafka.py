@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -43,6 +44,7 @@ from services.config import KafkaSettings, ProcessorConfig
 from services.processor.faults import CrashPoints
 from services.processor.partition import restore_consumer, restore_states
 from services.processor.topics import ensure_topics, pipeline_topics
+from services.processor.transaction import send_batched
 
 B2_MIN_RATIO = 0.70
 B3_MAX_P99_MS = 500.0
@@ -920,20 +922,11 @@ async def _latency_run(
         return all(offsets.get(p, 0) >= t for p, t in targets.items())
 
     async def send(partition: int, values: list[bytes], stamp: float) -> None:
-        batch = producer.create_batch()
-        count = 0
-        for value in values:
-            if batch.append(key=None, value=value, timestamp=None) is None:
-                future = await producer.send_batch(batch, pipeline.facts, partition=partition)
-                future.add_done_callback(lambda f, s=stamp, n=count: remember(f, s, n))
-                pending.append(future)
-                batch, count = producer.create_batch(), 0
-                batch.append(key=None, value=value, timestamp=None)
-            count += 1
-        batch.close()  # this tick's facts: send now, as the publisher of a tick would
-        future = await producer.send_batch(batch, pipeline.facts, partition=partition)
-        future.add_done_callback(lambda f, s=stamp, n=count: remember(f, s, n))
-        pending.append(future)
+        futures = await send_batched(producer, pipeline.facts, partition, [(None, value, None) for value in values])
+        # One producer and its batches queued in order: the tick's facts of a partition have consecutive
+        # offsets from the first batch's base offset (nothing else writes the facts topic meanwhile).
+        futures[0].add_done_callback(functools.partial(remember, stamp=stamp, count=len(values)))
+        pending.extend(futures)
 
     pending: list[asyncio.Future[Any]] = []
     started = time.monotonic()
