@@ -26,6 +26,7 @@ from aiokafka.structs import TopicPartition
 from reducer import changelog_records, enforce_caps, family_key, reduce, restore
 from reducer.context import connection_key
 from reducer.expiry import IdleIndex
+from reducer.limits import DEFAULT_LIMITS, Limits
 from schemas.codec import FactDecodeError, decode_fact, row_encoder
 from schemas.events import Row, event_type
 from schemas.facts import Initialize
@@ -64,6 +65,7 @@ class PartitionWorker:
         state: PartitionState,
         next_offset: int,
         idle_ttl_ms: int,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -71,6 +73,7 @@ class PartitionWorker:
         self.state = state
         self.next_offset = next_offset
         self.idle_ttl_ms = idle_ttl_ms
+        self.limits = limits
         self.idle_index = IdleIndex(state)
         self.row_prefix = f"{topic}-{partition}-"
 

@@ -7,7 +7,13 @@ whatever was polled for that partition meanwhile (its *backlog*) as its next tra
 nothing is left. Partitions never wait for each other's transactions (aiokafka spends ~25 ms per
 transaction), and a fact waits for at most the one transaction of its partition in flight when it
 arrives; transactions grow with the load, by themselves. A backlog of ``max_batch_records`` pauses its
-partition's fetching until the commit loop takes it.
+partition's fetching until the commit loop takes it, and so do ``max_backlog_bytes`` of fetched values
+not yet committed (in flight plus backlog) until commits bring the partition back under.
+
+Bounds read at start: ``max.message.bytes`` of the topics written (:mod:`.broker_limits`) gives
+``Limits.max_record_bytes``, with the ``PROCESSOR_*`` bounds the :class:`~reducer.limits.Limits` every
+worker applies, and sizes the producers. Liveness: a partition with lag that has not committed for
+``stall_after_s`` is stalled (:mod:`.liveness`): metric, log line, ``/readyz`` 503.
 
 Concurrency contract: ``self._lock`` is held while a poll is dispatched and by the rebalance callbacks,
 never around ``getmany`` (the callbacks run inside aiokafka's rebalance, which ``getmany`` waits for).
@@ -28,20 +34,25 @@ Failure handling per partition:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
+from reducer.limits import DEFAULT_MAX_RECORD_BYTES
 from schemas.state import PartitionState
 from services.config import ProcessorConfig
-from services.metrics import ProcessorMetrics
+from services.metrics import ProcessorMetrics, Readiness
+from services.processor.broker_limits import BrokerLimits, read_broker_limits
 from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
+from services.processor.liveness import StallWatch
 from services.processor.partition import PartitionWorker, restore_consumer, restore_states
 from services.processor.topics import changelog_topic, dead_letter_topic
 from services.processor.transaction import NEGATIVE_CONTROLS, Destinations, UnsafeHooks, commit
@@ -50,6 +61,12 @@ log = structlog.get_logger("processor")
 
 _FENCED: tuple[type[Exception], ...] = (ProducerFenced, InvalidProducerEpoch)
 """Errors meaning another instance now owns the partition's transactional id."""
+MAX_BATCH_BYTES = 512 * 1024
+"""Record batch size of the producers (smaller when a topic accepts less)."""
+LIVENESS_CHECK_S = 1.0
+"""Longest time between two stall checks (shorter when ``stall_after_s`` is short)."""
+PAUSE_LOG_EVERY = 100
+"""A pause for backlog bytes is logged the first time and then every this many times."""
 
 
 class Processor:
@@ -93,7 +110,19 @@ class Processor:
         """The commit loop of each partition that has work (see the module docstring)."""
         self._backlog: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         """Records polled while their partition's commit loop was busy: its next transaction."""
+        self._backlog_bytes: dict[TopicPartition, int] = {}
+        """Value bytes of each backlog."""
+        self._in_flight_bytes: dict[TopicPartition, int] = {}
+        """Value bytes of the transaction each commit loop is reducing or committing."""
         self._paused: set[TopicPartition] = set()
+        self._byte_pauses = 0
+        self.broker_limits: BrokerLimits | None = None
+        """What the broker accepts, read at the start of :meth:`run`."""
+        self.limits = config.limits(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
+        """The workers' bounds; ``max_record_bytes`` is replaced by the broker's at the start of :meth:`run`."""
+        self.liveness = StallWatch(config.stall_after_s)
+        self._stalled: tuple[int, ...] = ()
+        """The stalled partitions as of the last check (read by ``/readyz`` on the server's thread)."""
         self._failure: Exception | None = None
         """The first unexpected error of a commit loop; the poll loop raises it."""
         self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
@@ -101,15 +130,34 @@ class Processor:
 
     # --- readiness -------------------------------------------------------------------------------
 
+    def readiness(self) -> Readiness:
+        """Joined, every assigned partition restored, none stalled (``/readyz``, with the reason if not)."""
+        if self._consumer is None:
+            return Readiness(False, "not started")
+        if self.restoring:
+            return Readiness(False, "restoring partitions")
+        changing = sorted(tp.partition for tp in set(self.assigned) ^ set(self.workers))
+        if changing:
+            return Readiness(False, f"partitions being taken or reset: {', '.join(map(str, changing))}")
+        stalled = self._stalled
+        if stalled:
+            return Readiness(
+                False,
+                f"partitions stalled (lag, no commit for {self.config.stall_after_s:g} s): "
+                + ", ".join(map(str, stalled)),
+            )
+        return Readiness(True)
+
     def ready(self) -> bool:
-        """Joined, and every assigned partition restored (``/readyz``)."""
-        return self._consumer is not None and not self.restoring and self.assigned == set(self.workers)
+        """:meth:`readiness` as a flag."""
+        return self.readiness().ready
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and leave the group."""
         kafka = self.config.kafka
+        await self._read_broker_limits()
         self._restorer = restore_consumer(**kafka.client_kwargs(client_id=f"{self.client_id}-restore"))
         consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(client_id=self.client_id),
@@ -135,6 +183,7 @@ class Processor:
             log.warning("negative_control_active", mode=self.negative_control)
         consumer.subscribe([self.config.facts_topic], listener=_Listener(self._on_revoked, self._on_assigned))
         log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
+        self._background(self._watch_liveness())
         try:
             while not stop.is_set():
                 seeks = dict(self._seeks)
@@ -181,14 +230,14 @@ class Processor:
                 log.info("stale_fetch_dropped", partition=tp.partition, records=len(records), seek=worker.next_offset)
                 self._seek(tp, worker.next_offset)
                 continue
+            size = _value_bytes(records)
             if tp not in self._jobs:
+                self._in_flight_bytes[tp] = size
                 self._jobs[tp] = asyncio.get_running_loop().create_task(self._commit_loop(tp, records))
-                continue
-            backlog = self._backlog.setdefault(tp, [])
-            backlog.extend(records)
-            if len(backlog) >= self.config.max_batch_records and tp not in self._paused:
-                self._consumer.pause(tp)
-                self._paused.add(tp)
+            else:
+                self._backlog.setdefault(tp, []).extend(records)
+                self._backlog_bytes[tp] = self._backlog_bytes.get(tp, 0) + size
+            self._limit_fetching(tp)
 
     async def _commit_loop(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Commit ``records``, then the partition's backlog, one transaction each, until none is left.
@@ -199,7 +248,8 @@ class Processor:
         try:
             while records and await self._process_partition(tp, records):
                 records = self._backlog.pop(tp, [])
-                self._resume(tp)
+                self._in_flight_bytes[tp] = self._backlog_bytes.pop(tp, 0)
+                self._limit_fetching(tp)
         except Exception as error:
             log.exception("commit_loop_failed", topic=tp.topic, partition=tp.partition)
             await self._drop_worker(tp, self.workers.get(tp))
@@ -207,6 +257,9 @@ class Processor:
                 self._failure = error
         finally:
             self._jobs.pop(tp, None)
+            self._in_flight_bytes.pop(tp, None)
+            if tp in self.assigned:
+                self._limit_fetching(tp)
 
     async def _settle(self, tps: Iterable[TopicPartition]) -> None:
         """Wait for the commit loops of ``tps`` to finish. Caller holds the lock (no new loop starts)."""
@@ -217,7 +270,35 @@ class Processor:
     def _forget_fetched(self, tp: TopicPartition) -> None:
         """Drop what was polled for ``tp`` and not reduced yet (before a seek or after a failure)."""
         self._backlog.pop(tp, None)
-        self._resume(tp)
+        self._backlog_bytes.pop(tp, None)
+        self._limit_fetching(tp)
+
+    def _limit_fetching(self, tp: TopicPartition) -> None:
+        """Pause ``tp``'s fetching while its backlog holds ``max_batch_records`` records or it holds more than
+        ``max_backlog_bytes`` of values not yet committed; resume it otherwise. Exports the bytes held."""
+        held = self._in_flight_bytes.get(tp, 0) + self._backlog_bytes.get(tp, 0)
+        self.metrics.backlog_bytes.labels(partition=str(tp.partition)).set(held)
+        reason: str | None = None
+        if len(self._backlog.get(tp, ())) >= self.config.max_batch_records:
+            reason = "backlog_records"
+        elif held > self.config.max_backlog_bytes:
+            reason = "backlog_bytes"
+        if reason is None:
+            self._resume(tp)
+        elif tp not in self._paused and self._consumer is not None and tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+            self._paused.add(tp)
+            self.metrics.fetch_pauses.labels(reason=reason).inc()
+            if reason == "backlog_bytes":
+                self._byte_pauses += 1
+                if self._byte_pauses % PAUSE_LOG_EVERY == 1:
+                    log.info(
+                        "fetch_paused_backlog_bytes",
+                        partition=tp.partition,
+                        held_bytes=held,
+                        limit=self.config.max_backlog_bytes,
+                        pauses=self._byte_pauses,
+                    )
 
     def _resume(self, tp: TopicPartition) -> None:
         if tp in self._paused:
@@ -266,6 +347,7 @@ class Processor:
             return False
         elapsed = time.monotonic() - started
         worker.next_offset = out.next_offset
+        self.liveness.committed(tp.partition, out.next_offset, time.monotonic())
         self.commits += 1
         m = self.metrics
         m.transactions.labels(outcome="committed").inc()
@@ -291,6 +373,8 @@ class Processor:
             duration_ms=round(elapsed * 1000, 1),
         )
         if state.drops:
+            for reason, count in state.drops.items():
+                m.facts_dropped.labels(reason=reason).inc(count)
             log.info("facts_dropped_by_rules", partition=tp.partition, drops=dict(state.drops))
             state.drops.clear()
         return True
@@ -306,7 +390,11 @@ class Processor:
     # --- partition ownership ---------------------------------------------------------------------
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        """A started transactional producer for ``partition``; starting it fences the previous owner."""
+        """A started transactional producer for ``partition``; starting it fences the previous owner.
+
+        Its record batches stay within what the smallest topic accepts, and it refuses a record larger
+        than the largest one does (the broker would refuse it anyway)."""
+        largest = max(self.broker_limits.max_message_bytes.values()) if self.broker_limits else None
         producer = AIOKafkaProducer(
             **self.config.kafka.client_kwargs(client_id=f"{self.client_id}-p{partition}"),
             transactional_id=f"{self.config.transactional_id_prefix}-{self.config.facts_topic}-{partition}",
@@ -314,8 +402,8 @@ class Processor:
             acks="all",
             transaction_timeout_ms=self.config.transaction_timeout_ms,
             linger_ms=5,
-            max_batch_size=512 * 1024,
-            max_request_size=DEAD_LETTER_TOPIC_MAX_BYTES,  # a dead letter may be a 1 MiB fact plus headers
+            max_batch_size=min(MAX_BATCH_BYTES, self.limits.max_record_bytes),
+            max_request_size=largest or DEAD_LETTER_TOPIC_MAX_BYTES,
         )
         await producer.start()
         return producer
@@ -379,7 +467,9 @@ class Processor:
                 state=states[tp.partition],
                 next_offset=start,
                 idle_ttl_ms=self.config.idle_ttl_ms,
+                limits=self.limits,
             )
+            self.liveness.taken(tp.partition, start, time.monotonic())
 
     async def _reset(self, tp: TopicPartition) -> None:
         """Rebuild one partition after a failed commit; retry while the broker is unreachable."""
@@ -435,7 +525,9 @@ class Processor:
         released: dict[TopicPartition, PartitionWorker] = {}
         for tp in tps:
             self._backlog.pop(tp, None)
+            self._backlog_bytes.pop(tp, None)
             self._paused.discard(tp)
+            self._forget_partition_metrics(tp.partition)
             worker = self.workers.pop(tp, None)
             if worker is not None:
                 await worker.close()
@@ -467,10 +559,83 @@ class Processor:
 
         self._background(reclaim())
 
+    # --- bounds and liveness ---------------------------------------------------------------------
+
+    async def _read_broker_limits(self) -> None:
+        """Read what the topics written accept (:mod:`.broker_limits`) and derive the workers' bounds."""
+        admin = AIOKafkaAdminClient(**self.config.kafka.client_kwargs(client_id=f"{self.client_id}-admin"))
+        await admin.start()
+        try:
+            to = self.to
+            limits = await read_broker_limits(admin, [to.events_topic, to.changelog_topic, to.dead_letter_topic])
+        finally:
+            await admin.close()
+        self.broker_limits = limits
+        self.limits = self.config.limits(max_record_bytes=limits.max_record_bytes)
+        log.info(
+            "broker_limits",
+            max_message_bytes=dict(limits.max_message_bytes),
+            source=dict(limits.source),
+            max_record_bytes=limits.max_record_bytes,
+        )
+
+    async def _watch_liveness(self) -> None:
+        interval = min(LIVENESS_CHECK_S, self.config.stall_after_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self._check_liveness()
+
+    def _check_liveness(self) -> None:
+        """Update the stall verdicts, their metrics and log lines, and what ``/readyz`` reads."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assignment = consumer.assignment()
+        ends: dict[int, int | None] = {}
+        for tp in self.assigned:
+            if tp in assignment:
+                ends[tp.partition] = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+        now = time.monotonic()
+        watch = self.liveness
+        changes = watch.check(now, ends=ends, busy={tp.partition for tp in self._jobs})
+        for partition in changes.stalled:
+            log.warning(
+                "partition_stalled",
+                partition=partition,
+                seconds_since_commit=round(watch.seconds_since_commit(partition, now), 1),
+                stall_after_s=self.config.stall_after_s,
+            )
+        for partition in changes.unstalled:
+            log.info(
+                "partition_unstalled",
+                partition=partition,
+                seconds_since_commit=round(watch.seconds_since_commit(partition, now), 1),
+            )
+        stalled = watch.stalled
+        for partition in watch.partitions:
+            label = str(partition)
+            self.metrics.partition_stalled.labels(partition=label).set(1 if partition in stalled else 0)
+            self.metrics.seconds_since_commit.labels(partition=label).set(watch.seconds_since_commit(partition, now))
+        self._stalled = stalled
+
+    def _forget_partition_metrics(self, partition: int) -> None:
+        """A partition given up: its per-partition series go (its new owner exports them), and its stall."""
+        if self.liveness.released(partition):
+            log.info("partition_unstalled", partition=partition, released=True)
+        self._stalled = self.liveness.stalled
+        m = self.metrics
+        for gauge in (m.partition_stalled, m.seconds_since_commit, m.backlog_bytes, m.state_bytes):
+            with contextlib.suppress(KeyError):
+                gauge.remove(str(partition))
+
     def _background(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _value_bytes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+    return sum(len(record.value) for record in records if record.value is not None)
 
 
 def _start_offset(tp: TopicPartition, committed: int | None, stored: int | None) -> int | None:
