@@ -78,9 +78,7 @@ def broker_limit(responses: Iterable[Any]) -> int | None:
     return None
 
 
-def combine(
-    topics: Sequence[str], per_topic: Mapping[str, tuple[int, str]], broker_value: int | None
-) -> BrokerLimits:
+def combine(topics: Sequence[str], per_topic: Mapping[str, tuple[int, str]], broker_value: int | None) -> BrokerLimits:
     """The limits of ``topics``: their own value where the broker gave one, else the broker's (or Kafka's
     default). Raises :class:`ConfigError` for a topic that accepts less than :data:`MIN_MAX_MESSAGE_BYTES`."""
     sizes: dict[str, int] = {}

@@ -13,17 +13,21 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
-from schemas.codec import encode_fact
+from reducer import initial_state, reduce
+from schemas.codec import decode_fact, encode_fact
 from services.config import KafkaSettings, SenderConfig
 from services.demo.endpoint import RecordingEndpoint
 from services.lag_monitor import start_lag_monitor
 from services.metrics import MetricsServer, ProcessorMetrics, SenderMetrics, start_metrics_server
+from services.processor import service
 from services.processor.service import Processor
 from services.sender.client import EndpointClient
 from services.sender.loop import Sender, create_consumer, create_producer
@@ -58,6 +62,8 @@ def fact_stream() -> list[tuple[str | None, bytes]]:
     for index in range(10):
         facts.extend(family_facts(f"thread-m{index}", 700 + index))
     facts.append(("thread-poison", b"\x00 not a fact"))
+    # An answer to a request nobody asked: the rules drop it (unknown_request_id).
+    facts.append(("thread-orphan", encode_fact(sample_server_response(99_999, "accept", thread_id="thread-orphan"))))
     return facts
 
 
@@ -78,8 +84,12 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
 
 
 async def probe(server: MetricsServer, path: str) -> int:
+    return (await answer(server, path)).status_code
+
+
+async def answer(server: MetricsServer, path: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return (await client.get(f"http://127.0.0.1:{server.port}{path}")).status_code
+        return await client.get(f"http://127.0.0.1:{server.port}{path}")
 
 
 @dataclass
@@ -89,13 +99,13 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_processor_with_metrics(topics: Topics, bootstrap: str) -> AsyncIterator[Running]:
+async def running_processor_with_metrics(topics: Topics, bootstrap: str, **overrides: Any) -> AsyncIterator[Running]:
     """Like ``services.processor.__main__.serve``: processor, lag monitor and metrics server on port 0."""
-    config = topics.processor_config(bootstrap)
+    config = topics.processor_config(bootstrap, **overrides)
     registry = CollectorRegistry()
     metrics = ProcessorMetrics(registry)
     processor = Processor(config, metrics=metrics, client_id="reducer-metrics-test")
-    server = start_metrics_server(0, registry, ready=processor.ready, host="127.0.0.1")
+    server = start_metrics_server(0, registry, ready=processor.readiness, host="127.0.0.1")
     monitor = start_lag_monitor(
         config.kafka, {config.group_id: [config.facts_topic]}, metrics.consumer_lag, LAG_INTERVAL_S
     )
@@ -148,6 +158,19 @@ def expected_event_types(facts: list[tuple[str | None, bytes]]) -> Counter[str]:
     return Counter(json.loads(row)["event_type"] for row in rows)
 
 
+def expected_drops(facts: list[tuple[str | None, bytes]]) -> dict[str, float]:
+    """What the offline reducer's rules drop for the same facts, by reason."""
+    state = initial_state()
+    for _key, value in facts:
+        try:
+            envelope = decode_fact(value)
+        except ValueError:
+            continue
+        state, _rows = reduce(state, envelope)
+    assert state.drops, "the stream must make the rules drop something"
+    return {reason: float(count) for reason, count in state.drops.items()}
+
+
 async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_zero(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap, "metrics-reducer", partitions=2)
     facts = fact_stream()
@@ -174,6 +197,10 @@ async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_
     assert samples[(f"{p}_facts_consumed_total", ())] == on_topic
     assert by_label(samples, f"{p}_events_produced_total", "event_type") == dict(expected)
     assert by_label(samples, f"{p}_facts_dead_lettered_total", "reason") == {"undecodable": 1.0}
+    assert by_label(samples, f"{p}_facts_dropped_total", "reason") == expected_drops(facts)
+    assert by_label(samples, f"{p}_partition_stalled", "partition") == {"0": 0.0, "1": 0.0}
+    assert set(by_label(samples, f"{p}_seconds_since_commit", "partition")) == {"0", "1"}
+    assert by_label(samples, f"{p}_backlog_bytes", "partition") == {"0": 0.0, "1": 0.0}
     transactions = by_label(samples, f"{p}_transactions_total", "outcome")
     assert transactions.get("committed", 0) > 0
     assert transactions.get("aborted", 0) == 0
@@ -239,3 +266,53 @@ async def test_sender_metrics_count_the_rows_the_endpoint_accepted(
     lag = by_label(samples, "review_analytics_consumer_lag_records", "partition")
     assert set(lag) == {"0", "1"}
     assert all(0 <= value <= 1 for value in lag.values())
+
+
+async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answers_503_until_it_commits(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 0's transactions hang (as in the test that partitions do not wait for each other): after
+    PROCESSOR_STALL_AFTER_S it is stalled (gauge, one log line) and /readyz names it, while partition 1
+    commits and is not; once partition 0 commits, it is unstalled and /readyz is 200 again."""
+    topics = await make_topics(kafka_bootstrap, "metrics-stall", partitions=2)
+    facts = fact_stream()
+    await publish(kafka_bootstrap, topics.facts, facts)
+    on_topic = len(await read_topic(kafka_bootstrap, topics.facts))
+    gate = asyncio.Event()
+    real_commit = service.commit
+
+    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
+        if partition == 0:
+            await gate.wait()
+        await real_commit(producer, out, partition=partition, **kwargs)
+
+    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    p = "review_analytics_processor"
+    with capture_logs() as logs:
+        async with running_processor_with_metrics(topics, kafka_bootstrap, stall_after_s=2.0) as running:
+
+            async def partition_0_stalled_alone() -> bool:
+                stalled = by_label(await scrape(running.server), f"{p}_partition_stalled", "partition")
+                return stalled == {"0": 1.0, "1": 0.0}
+
+            try:
+                await wait_until(partition_0_stalled_alone, timeout=60, interval=0.2, message="partition 0 stalled")
+                readyz = await answer(running.server, "/readyz")
+                since_commit = by_label(await scrape(running.server), f"{p}_seconds_since_commit", "partition")
+            finally:
+                gate.set()  # whatever happened: the processor cannot stop while a commit waits
+            assert readyz.status_code == 503
+            assert readyz.text == "not ready: partitions stalled (lag, no commit for 2 s): 0\n"
+            assert since_commit["0"] >= 2.0
+
+            async def everything_committed_and_ready() -> bool:
+                samples = await scrape(running.server)
+                stalled = by_label(samples, f"{p}_partition_stalled", "partition")
+                consumed = samples.get((f"{p}_facts_consumed_total", ()), 0)
+                return consumed >= on_topic and stalled == {"0": 0.0, "1": 0.0}
+
+            await wait_until(everything_committed_and_ready, timeout=60, interval=0.2, message="partition 0 resumed")
+            assert await probe(running.server, "/readyz") == 200
+    stalls = [(e["event"], e["partition"]) for e in logs if e["event"] in ("partition_stalled", "partition_unstalled")]
+    assert stalls.count(("partition_stalled", 0)) == 1
+    assert stalls.count(("partition_unstalled", 0)) == 1
