@@ -190,21 +190,17 @@ class PartitionReducer:
         limits: Limits = DEFAULT_LIMITS,
         values: dict[str, bytes] | None = None,
     ) -> None:
-        """``values``: the state's changelog values (``{changelog key: value}``) when known, else computed."""
+        """``values``: the families' changelog values (``{family key: value}``) when known, else computed."""
         if idle_ttl_ms < 0:
             raise ValueError(f"idle_ttl_ms must be >= 0, got {idle_ttl_ms}")
         self.state = state if state is not None else PartitionState()
         self.idle_ttl_ms = idle_ttl_ms
         self.limits = limits
         if values is None:
-            values = {FAMILY_PREFIX + key: encode_family(family) for key, family in self.state.families.items()}
-            values.update(
-                (CONNECTION_PREFIX + key, encode_connection(connection))
-                for key, connection in self.state.connections.items()
-            )
+            values = {key: encode_family(family) for key, family in self.state.families.items()}
         self.values = values
-        """The last changelog value of every family and connection in the state (what a redo starts from)."""
-        self.state_bytes = sum(len(value) for key, value in values.items() if key.startswith(FAMILY_PREFIX))
+        """The last changelog value of every family in the state, by family key (what a redo starts from)."""
+        self.state_bytes = sum(len(value) for value in values.values())
         """Encoded size of the families (the byte budget's measure)."""
         self.idle_index = IdleIndex(self.state)
 
@@ -214,7 +210,8 @@ class PartitionReducer:
     ) -> PartitionReducer:
         """From changelog records in offset order (see :func:`reducer.snapshot.restore`)."""
         state, values = restore_values(records)
-        return cls(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=values)
+        families = {key[len(FAMILY_PREFIX) :]: value for key, value in values.items() if key.startswith(FAMILY_PREFIX)}
+        return cls(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=families)
 
     # --- one batch ------------------------------------------------------------------------------------
 
@@ -238,10 +235,16 @@ class PartitionReducer:
         failed = batch.failed
         rows = batch.result.rows
         for position, raw in enumerate(facts):
-            envelope = self._decode(position, raw, batch)
-            envelopes.append(envelope)
-            if envelope is None:
+            try:
+                if raw is None:
+                    raise FactDecodeError("record has no value (tombstone)")
+                envelope = decode_fact(raw)
+            except Exception as error:  # decode_fact promises FactDecodeError only; a broken promise is contained too
+                reason = error.reason if isinstance(error, FactDecodeError) else "undecodable"
+                self._refuse(batch, position, reason, error)
+                envelopes.append(None)
                 continue
+            envelopes.append(envelope)
             if type(envelope.fact) is Initialize:
                 self._initialize(position, envelope, batch)
                 continue
@@ -249,14 +252,15 @@ class PartitionReducer:
             positions = positions_of.get(key)
             if positions is None:
                 positions = positions_of[key] = []
-            positions.append(position)
-            if key in failed:
-                continue  # redone with the rest of its facts
-            bound = bounds.get(key)
-            if bound is None:
-                value = values.get(FAMILY_PREFIX + key)
+                value = values.get(key)
                 bound = 0 if value is None else len(value)
-            bound += GROWTH_PER_BYTE * len(raw) + GROWTH_PER_FACT  # type: ignore[arg-type]
+            else:
+                if key in failed:
+                    positions.append(position)
+                    continue  # redone with the rest of its facts
+                bound = bounds[key]
+            positions.append(position)
+            bound += GROWTH_PER_BYTE * len(raw) + GROWTH_PER_FACT
             bounds[key] = bound
             if bound > limit or key in careful:
                 self._careful(position, key, envelope, batch, rows)
@@ -265,23 +269,10 @@ class PartitionReducer:
                 emitted = reduce(state, envelope)[1]
                 if emitted:
                     encoded = _encode_rows(emitted, key, limit)
-                    rows.extend(
-                        RowOut(position, index, key, value, type(row))
-                        for index, (row, value) in enumerate(zip(emitted, encoded, strict=True))
-                    )
+                    for nth, row in enumerate(emitted):
+                        rows.append(RowOut(position, nth, key, encoded[nth], type(row)))
             except Exception:  # any failure of this fact: the family is redone carefully
                 failed[key] = position
-
-    def _decode(self, position: int, raw: bytes | memoryview | None, batch: _Batch) -> FactEnvelope | None:
-        try:
-            if raw is None:
-                raise FactDecodeError("record has no value (tombstone)")
-            return decode_fact(raw)
-        except FactDecodeError as error:
-            self._refuse(batch, position, error.reason, error)
-        except Exception as error:  # decode_fact promises FactDecodeError only; a broken promise is contained too
-            self._refuse(batch, position, "undecodable", error)
-        return None
 
     def _refuse(self, batch: _Batch, position: int, reason: str, error: BaseException) -> None:
         batch.result.refused.append(Refusal(position, reason, error))
@@ -352,7 +343,7 @@ class PartitionReducer:
         rows = batch.result.rows
         rows[:] = [row for row in rows if row.family != key]
         reduced_until = batch.failed.pop(key)
-        value = self.values.get(FAMILY_PREFIX + key)
+        value = self.values.get(key)
         if value is None:
             state.families.pop(key, None)
         else:
@@ -412,21 +403,13 @@ class PartitionReducer:
         for key, value in changed:
             records.append((FAMILY_PREFIX + key, value))
         for key in sorted(set(evicted)):
-            name = FAMILY_PREFIX + key
-            old = values.pop(name, None)
+            old = values.pop(key, None)
             if old is not None:
                 self.state_bytes -= len(old)
-            records.append((name, None))
+            records.append((FAMILY_PREFIX + key, None))
         for key in sorted(batch.connections):
-            name = CONNECTION_PREFIX + key
             connection = state.connections.get(key)
-            if connection is None:
-                values.pop(name, None)
-                records.append((name, None))
-            else:
-                encoded = encode_connection(connection)
-                values[name] = encoded
-                records.append((name, encoded))
+            records.append((CONNECTION_PREFIX + key, None if connection is None else encode_connection(connection)))
         records.append((WATERMARK_KEY, encode_clock(state)))
 
     def _encode_families(self, keys: list[str], batch: _Batch) -> list[tuple[str, bytes | None]]:
@@ -435,24 +418,23 @@ class PartitionReducer:
         values = self.values
         changed: list[tuple[str, bytes | None]] = []
         for key in keys:
-            name = FAMILY_PREFIX + key
             family = families.get(key)
-            old = values.get(name)
+            old = values.get(key)
             if family is None:
                 new = None
             else:
                 try:
                     new = _encode_state(encode_family, family)
-                    _check_record(name, new, self.limits)
+                    _check_record(FAMILY_PREFIX + key, new, self.limits)
                 except Exception:
                     batch.failed[key] = batch.families[key][-1]
                     continue
             if old is not None:
                 self.state_bytes -= len(old)
             if new is None:
-                values.pop(name, None)
+                values.pop(key, None)
             else:
-                values[name] = new
+                values[key] = new
                 self.state_bytes += len(new)
             changed.append((key, new))
         return changed
@@ -476,7 +458,7 @@ class PartitionReducer:
         while order and size > target:
             _, _, key = heapq.heappop(order)
             del state.families[key]
-            value = values.get(FAMILY_PREFIX + key)
+            value = values.get(key)
             size -= 0 if value is None else len(value)
             evicted.append(key)
             bump(state, "budget_evicted_family")
