@@ -45,8 +45,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from reducer.limits import DEFAULT_MAX_RECORD_BYTES
-from schemas.state import PartitionState
+from reducer.boundary import PartitionReducer
+from reducer.limits import DEFAULT_MAX_RECORD_BYTES, Limits
 from services.config import ProcessorConfig
 from services.metrics import ProcessorMetrics, Readiness
 from services.processor.broker_limits import BrokerLimits, read_broker_limits
@@ -67,6 +67,14 @@ LIVENESS_CHECK_S = 1.0
 """Longest time between two stall checks (shorter when ``stall_after_s`` is short)."""
 PAUSE_LOG_EVERY = 100
 """A pause for backlog bytes is logged the first time and then every this many times."""
+LIMIT_OF_OUTCOME: dict[str, str] = {
+    "row_too_large": "max_record_bytes",  # dead-letter reasons of reducer.boundary
+    "state_too_large": "max_record_bytes",
+    "budget_evicted_family": "state_budget_bytes",  # drop reasons
+    "connection_evicted": "max_connections",
+}
+"""The bound (a ``reducer.limits.Limits`` field) behind a dead-letter or drop reason; facts too far ahead to
+move the clock (``BatchOutput.ahead``) count as hits of ``max_clock_skew_ms``."""
 
 
 class Processor:
@@ -80,10 +88,15 @@ class Processor:
         crash: CrashPoints | None = None,
         client_id: str = "review-analytics-reducer",
         negative_control: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if negative_control is not None and negative_control not in NEGATIVE_CONTROLS:
             raise ValueError(f"unknown negative control {negative_control!r}; known: {NEGATIVE_CONTROLS}")
         self.config = config
+        self._fixed_limits = limits is not None
+        self.limits = limits if limits is not None else config.limits(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
+        """Bounds of the containment boundary (``reducer.limits``): the ``PROCESSOR_*`` settings, and the
+        record size the broker accepts, read at the start of :meth:`run`; or ``limits`` as given (tests)."""
         self.metrics = metrics
         self.crash = crash or CrashPoints(None)
         self.client_id = client_id
@@ -95,7 +108,7 @@ class Processor:
             dead_letter_topic=dead_letter_topic(config.facts_topic),
         )
         self.workers: dict[TopicPartition, PartitionWorker] = {}
-        self._parked: dict[int, tuple[PartitionState, int]] = {}
+        self._parked: dict[int, tuple[PartitionReducer, int]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
@@ -118,8 +131,6 @@ class Processor:
         self._byte_pauses = 0
         self.broker_limits: BrokerLimits | None = None
         """What the broker accepts, read at the start of :meth:`run`."""
-        self.limits = config.limits(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
-        """The workers' bounds; ``max_record_bytes`` is replaced by the broker's at the start of :meth:`run`."""
         self.liveness = StallWatch(config.stall_after_s)
         self._stalled: tuple[int, ...] = ()
         """The stalled partitions as of the last check (read by ``/readyz`` on the server's thread)."""
@@ -355,12 +366,17 @@ class Processor:
         m.facts_consumed.inc(out.facts)
         for event_type, count in out.rows_by_type.items():
             m.events_produced.labels(event_type=event_type).inc(count)
+        hits: dict[str, int] = {"max_clock_skew_ms": out.ahead} if out.ahead else {}
         for letter in out.dead_letters:
             reason = dict(letter.headers).get("dlq.reason", b"unknown").decode()
             m.facts_dead_lettered.labels(reason=reason).inc()
+            if reason in LIMIT_OF_OUTCOME:
+                hits[LIMIT_OF_OUTCOME[reason]] = hits.get(LIMIT_OF_OUTCOME[reason], 0) + 1
         state = worker.state
-        m.state_entries.labels(partition=str(tp.partition), kind="families").set(len(state.families))
-        m.state_entries.labels(partition=str(tp.partition), kind="connections").set(len(state.connections))
+        label = str(tp.partition)
+        m.state_entries.labels(partition=label, kind="families").set(len(state.families))
+        m.state_entries.labels(partition=label, kind="connections").set(len(state.connections))
+        m.state_bytes.labels(partition=label).set(worker.reducer.state_bytes)
         log.info(
             "transaction_committed",
             topic=tp.topic,
@@ -370,13 +386,20 @@ class Processor:
             rows=len(out.rows),
             dead_letters=len(out.dead_letters),
             changelog=len(out.changelog),
+            ahead=out.ahead,
             duration_ms=round(elapsed * 1000, 1),
         )
         if state.drops:
             for reason, count in state.drops.items():
                 m.facts_dropped.labels(reason=reason).inc(count)
+                if reason in LIMIT_OF_OUTCOME:
+                    hits[LIMIT_OF_OUTCOME[reason]] = hits.get(LIMIT_OF_OUTCOME[reason], 0) + count
             log.info("facts_dropped_by_rules", partition=tp.partition, drops=dict(state.drops))
             state.drops.clear()
+        if hits:
+            for limit, count in hits.items():
+                m.limit_hits.labels(limit=limit).inc(count)
+            log.info("limits_hit", partition=tp.partition, hits=hits)
         return True
 
     async def _drop_worker(self, tp: TopicPartition, worker: PartitionWorker | None) -> None:
@@ -417,7 +440,7 @@ class Processor:
         )
         self.crash.reached("after_fence_before_offset_read")
         committed: dict[TopicPartition, int | None] = {tp: await consumer.committed(tp) for tp in tps}
-        states: dict[int, PartitionState] = {}
+        states: dict[int, PartitionReducer] = {}
         to_restore: list[int] = []
         for tp in tps:
             parked = self._parked.pop(tp.partition, None)
@@ -433,13 +456,16 @@ class Processor:
                 self.to.changelog_topic,
                 to_restore,
                 crash=self.crash,
+                idle_ttl_ms=self.config.idle_ttl_ms,
+                limits=self.limits,
                 on_progress=lambda counts: log.info("restore_progress", records=counts),
             )
             elapsed = time.monotonic() - started
             for tp in tps:
                 if tp.partition not in restored:
                     continue
-                state, stored_offset = restored[tp.partition]
+                reducer, stored_offset = restored[tp.partition]
+                state = reducer.state
                 self.metrics.restore_duration.observe(elapsed)
                 log.info(
                     "partition_restored",
@@ -450,7 +476,7 @@ class Processor:
                     committed_offset=committed[tp],
                     duration_ms=round(elapsed * 1000, 1),
                 )
-                states[tp.partition] = state
+                states[tp.partition] = reducer
                 committed[tp] = _start_offset(tp, committed[tp], stored_offset)
             self.restoring = False
         for tp in tps:
@@ -464,10 +490,8 @@ class Processor:
                 topic=tp.topic,
                 partition=tp.partition,
                 producer=producers[tp],
-                state=states[tp.partition],
+                reducer=states[tp.partition],
                 next_offset=start,
-                idle_ttl_ms=self.config.idle_ttl_ms,
-                limits=self.limits,
             )
             self.liveness.taken(tp.partition, start, time.monotonic())
 
@@ -496,7 +520,7 @@ class Processor:
             self.crash.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
             for tp, worker in (await self._release(revoked)).items():
-                self._parked[tp.partition] = (worker.state, worker.next_offset)
+                self._parked[tp.partition] = (worker.reducer, worker.next_offset)
             self.assigned -= revoked
             log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
@@ -571,7 +595,8 @@ class Processor:
         finally:
             await admin.close()
         self.broker_limits = limits
-        self.limits = self.config.limits(max_record_bytes=limits.max_record_bytes)
+        if not self._fixed_limits:
+            self.limits = self.config.limits(max_record_bytes=limits.max_record_bytes)
         log.info(
             "broker_limits",
             max_message_bytes=dict(limits.max_message_bytes),

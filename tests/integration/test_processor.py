@@ -163,7 +163,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     await restorer.start()
     try:
         restored = await restore_states(
-            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None)
+            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None), idle_ttl_ms=0
         )
     finally:
         await restorer.stop()
@@ -240,7 +240,7 @@ async def test_the_record_limit_is_the_smallest_max_message_bytes_of_the_topics_
         }
         assert limits.source[topics.events] == "topic" and limits.source[changelog] == "broker"
         assert processor.limits.max_record_bytes == 300_000 - BATCH_OVERHEAD_BYTES
-        assert [worker.limits for worker in processor.workers.values()] == [processor.limits]
+        assert [worker.reducer.limits for worker in processor.workers.values()] == [processor.limits]
 
 
 async def test_a_partition_holding_more_than_max_backlog_bytes_stops_fetching_until_it_commits(
