@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,6 +45,7 @@ from tests.support.pipeline import Topics, expected_rows_by_family, make_topics,
 pytestmark = pytest.mark.kafka
 
 LAG_INTERVAL_S = 0.2
+YEAR_2100_MS = 4_102_444_800_000
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -62,8 +64,10 @@ def fact_stream() -> list[tuple[str | None, bytes]]:
     for index in range(10):
         facts.extend(family_facts(f"thread-m{index}", 700 + index))
     facts.append(("thread-poison", b"\x00 not a fact"))
-    # An answer to a request nobody asked: the rules drop it (unknown_request_id).
-    facts.append(("thread-orphan", encode_fact(sample_server_response(99_999, "accept", thread_id="thread-orphan"))))
+    # An answer to a request nobody asked (the rules drop it: unknown_request_id), from a producer whose clock
+    # is in the year 2100 (too far ahead to move the watermark: a hit of max_clock_skew_ms).
+    orphan = sample_server_response(99_999, "accept", thread_id="thread-orphan")
+    facts.append(("thread-orphan", encode_fact(msgspec.structs.replace(orphan, observed_at_ms=YEAR_2100_MS))))
     return facts
 
 
@@ -201,6 +205,9 @@ async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_
     assert by_label(samples, f"{p}_partition_stalled", "partition") == {"0": 0.0, "1": 0.0}
     assert set(by_label(samples, f"{p}_seconds_since_commit", "partition")) == {"0", "1"}
     assert by_label(samples, f"{p}_backlog_bytes", "partition") == {"0": 0.0, "1": 0.0}
+    state_bytes = by_label(samples, f"{p}_state_bytes", "partition")
+    assert set(state_bytes) == {"0", "1"} and all(size > 0 for size in state_bytes.values())
+    assert by_label(samples, f"{p}_limit_hits_total", "limit") == {"max_clock_skew_ms": 1.0}
     transactions = by_label(samples, f"{p}_transactions_total", "outcome")
     assert transactions.get("committed", 0) > 0
     assert transactions.get("aborted", 0) == 0
