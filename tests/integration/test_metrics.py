@@ -22,13 +22,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from reducer import initial_state, reduce
-from schemas.codec import decode_fact, encode_fact
+from schemas.codec import encode_fact
 from services.config import KafkaSettings, SenderConfig
 from services.demo.endpoint import RecordingEndpoint
 from services.lag_monitor import start_lag_monitor
 from services.metrics import MetricsServer, ProcessorMetrics, SenderMetrics, start_metrics_server
-from services.processor import service
 from services.processor.service import Processor
 from services.sender.client import EndpointClient
 from services.sender.loop import Sender, create_consumer, create_producer
@@ -40,7 +38,7 @@ from tests.support.builders import (
     sample_thread_response,
 )
 from tests.support.kafka import read_topic, wait_until
-from tests.support.pipeline import Topics, expected_rows_by_family, make_topics, publish
+from tests.support.pipeline import Topics, expected_rows_by_family, hold_commits, make_topics, offline_run, publish
 
 pytestmark = pytest.mark.kafka
 
@@ -164,15 +162,9 @@ def expected_event_types(facts: list[tuple[str | None, bytes]]) -> Counter[str]:
 
 def expected_drops(facts: list[tuple[str | None, bytes]]) -> dict[str, float]:
     """What the offline reducer's rules drop for the same facts, by reason."""
-    state = initial_state()
-    for _key, value in facts:
-        try:
-            envelope = decode_fact(value)
-        except ValueError:
-            continue
-        state, _rows = reduce(state, envelope)
-    assert state.drops, "the stream must make the rules drop something"
-    return {reason: float(count) for reason, count in state.drops.items()}
+    drops = offline_run(facts)[0].drops
+    assert drops, "the stream must make the rules drop something"
+    return {reason: float(count) for reason, count in drops.items()}
 
 
 async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_zero(kafka_bootstrap: str) -> None:
@@ -285,15 +277,7 @@ async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answer
     facts = fact_stream()
     await publish(kafka_bootstrap, topics.facts, facts)
     on_topic = len(await read_topic(kafka_bootstrap, topics.facts))
-    gate = asyncio.Event()
-    real_commit = service.commit
-
-    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
-        if partition == 0:
-            await gate.wait()
-        await real_commit(producer, out, partition=partition, **kwargs)
-
-    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    gate = hold_commits(monkeypatch, partition=0)
     p = "review_analytics_processor"
     with capture_logs() as logs:
         async with running_processor_with_metrics(topics, kafka_bootstrap, stall_after_s=2.0) as running:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -14,7 +11,6 @@ from prometheus_client.metrics import MetricWrapperBase
 from schemas.codec import encode_fact
 from services.config import KafkaSettings
 from services.lag import LagReader
-from services.processor import service
 from services.processor.broker_limits import BATCH_OVERHEAD_BYTES, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, read_broker_limits
 from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
@@ -38,6 +34,7 @@ from tests.support.kafka import (
 )
 from tests.support.pipeline import (
     expected_rows_by_family,
+    hold_commits,
     make_topics,
     publish,
     rows_by_family,
@@ -186,15 +183,7 @@ async def test_a_partition_whose_transaction_stalls_does_not_hold_back_the_other
     def rows_on_partition_1(rows: dict[str, list[bytes]]) -> int:
         return sum(len(r) for family, r in rows.items() if partition_of[family] == 1)
 
-    gate = asyncio.Event()
-    real_commit = service.commit
-
-    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
-        if partition == 0:
-            await gate.wait()
-        await real_commit(producer, out, partition=partition, **kwargs)
-
-    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    gate = hold_commits(monkeypatch, partition=0)
     async with running_processor(topics.processor_config(kafka_bootstrap)):
         for wave, rows_so_far in ((first, expected_rows_by_family(first)), (second, expected)):
             await publish(kafka_bootstrap, topics.facts, wave)
@@ -253,15 +242,7 @@ async def test_a_partition_holding_more_than_max_backlog_bytes_stops_fetching_un
     first = small_stream(16)
     second = [fact for index in range(16, 32) for fact in family_facts(f"thread-{index}", 100 + index)]
     expected = expected_rows_by_family(first + second)
-    gate = asyncio.Event()
-    real_commit = service.commit
-
-    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
-        if partition == 0:
-            await gate.wait()
-        await real_commit(producer, out, partition=partition, **kwargs)
-
-    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    gate = hold_commits(monkeypatch, partition=0)
     await publish(kafka_bootstrap, topics.facts, first)
     config = topics.processor_config(kafka_bootstrap, max_backlog_bytes=1024)
     async with running_processor(config) as processor:
