@@ -1,16 +1,16 @@
 """Liveness of the owned partitions: which are stalled, and since when.
 
-A partition is **stalled** while it has lag (facts fetched and not committed, or an end offset on the
-broker past its committed offset) and has not committed for ``stall_after_s``. Time without lag does
-not count: an idle partition is never stalled, and the clock starts again when lag appears. Time is
-the caller's monotonic clock, passed in, so :class:`StallWatch` is plain bookkeeping; the processor
-checks it about once a second (``Processor._check_liveness``), exports it and answers ``/readyz`` 503
-while any owned partition is stalled.
+A partition is **stalled** while it has lag and has not committed for ``stall_after_s``. Time without
+lag does not count: an idle partition is never stalled, and the clock starts again when lag appears.
+Whether a partition has lag is the caller's to say (``Processor._lagging``: facts fetched and not
+committed, or records on the broker past what it has read), as is the time (a monotonic clock), so
+:class:`StallWatch` is plain bookkeeping; the processor checks it about once a second, exports it and
+answers ``/readyz`` 503 while any owned partition is stalled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -71,20 +71,20 @@ class StallWatch:
     def seconds_since_commit(self, partition: int, now: float) -> float:
         return now - self._clocks[partition].last_commit
 
-    def check(self, now: float, *, ends: Mapping[int, int | None], busy: Collection[int]) -> Changes:
-        """Update every partition's verdict at ``now``.
+    def committed_offset(self, partition: int) -> int | None:
+        """The last committed input offset of ``partition`` (``None``: not watched)."""
+        clock = self._clocks.get(partition)
+        return clock.offset if clock is not None else None
 
-        ``ends``: the end offset the consumer last saw per partition (``None``: not known yet); ``busy``:
-        partitions holding fetched facts not yet committed (a transaction in flight or a backlog).
-        """
+    def check(self, now: float, lagging: Collection[int]) -> Changes:
+        """Update every partition's verdict at ``now``; ``lagging``: the partitions that have lag now."""
         stalled: list[int] = []
         unstalled: list[int] = []
         for partition, clock in self._clocks.items():
-            end = ends.get(partition)
-            lagging = partition in busy or (end is not None and end > clock.offset)
-            if not lagging:
+            lagging_now = partition in lagging
+            if not lagging_now:
                 clock.calm_since = now
-            verdict = lagging and now - clock.calm_since >= self.stall_after_s
+            verdict = lagging_now and now - clock.calm_since >= self.stall_after_s
             if verdict != clock.stalled:
                 clock.stalled = verdict
                 (stalled if verdict else unstalled).append(partition)

@@ -42,7 +42,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
+from aiokafka.errors import IllegalStateError, InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from reducer.boundary import PartitionReducer
@@ -65,6 +65,8 @@ MAX_BATCH_BYTES = 512 * 1024
 """Record batch size of the producers (smaller when a topic accepts less)."""
 LIVENESS_CHECK_S = 1.0
 """Longest time between two stall checks (shorter when ``stall_after_s`` is short)."""
+POSITION_WAIT_S = 0.1
+"""How long a stall check waits for a consumer position that is being reset (then it uses the offset)."""
 PAUSE_LOG_EVERY = 100
 """A pause for backlog bytes is logged the first time and then every this many times."""
 LIMIT_OF_OUTCOME: dict[str, str] = {
@@ -608,21 +610,41 @@ class Processor:
         interval = min(LIVENESS_CHECK_S, self.config.stall_after_s / 4)
         while True:
             await asyncio.sleep(interval)
-            self._check_liveness()
+            await self._check_liveness()
 
-    def _check_liveness(self) -> None:
+    async def _lagging(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        """Whether ``tp`` has lag: facts fetched and not committed, or records on the broker it has not read.
+
+        "Not read" compares the end offset (last stable offset) with the consumer's position, not with the
+        committed offset: after a transactional producer's last write, a partition ends with a commit
+        marker that no record and no commit ever passes. Without a worker (failed, being reset), the
+        committed offset is all there is."""
+        if tp in self._jobs or self._backlog.get(tp):
+            return True
+        if tp not in consumer.assignment():
+            return False
+        end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+        if end is None:
+            return False
+        worker = self.workers.get(tp)
+        if worker is None:
+            committed = self.liveness.committed_offset(tp.partition)
+            return committed is not None and end > committed
+        try:
+            read_to = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
+        except (TimeoutError, IllegalStateError):
+            read_to = worker.next_offset
+        return bool(end > read_to)
+
+    async def _check_liveness(self) -> None:
         """Update the stall verdicts, their metrics and log lines, and what ``/readyz`` reads."""
         consumer = self._consumer
         if consumer is None:
             return
-        assignment = consumer.assignment()
-        ends: dict[int, int | None] = {}
-        for tp in self.assigned:
-            if tp in assignment:
-                ends[tp.partition] = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+        lagging = {tp.partition for tp in list(self.assigned) if await self._lagging(consumer, tp)}
         now = time.monotonic()
         watch = self.liveness
-        changes = watch.check(now, ends=ends, busy={tp.partition for tp in self._jobs})
+        changes = watch.check(now, lagging)
         for partition in changes.stalled:
             log.warning(
                 "partition_stalled",

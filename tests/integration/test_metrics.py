@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
@@ -307,3 +308,37 @@ async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answer
     stalls = [(e["event"], e["partition"]) for e in logs if e["event"] in ("partition_stalled", "partition_unstalled")]
     assert stalls.count(("partition_stalled", 0)) == 1
     assert stalls.count(("partition_unstalled", 0)) == 1
+
+
+async def test_a_partition_that_ends_with_a_transaction_marker_is_not_stalled_once_caught_up(
+    kafka_bootstrap: str,
+) -> None:
+    """Facts written in a transaction leave a commit marker at the end of each partition, which no record
+    and no committed offset ever passes: a caught-up partition has read up to its end, and is not lagging."""
+    topics = await make_topics(kafka_bootstrap, "metrics-marker", partitions=2)
+    facts = fact_stream()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topics.facts}-txn")
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        for key, value in facts:
+            if key is None:  # Initialize: every partition
+                for partition in (0, 1):
+                    await producer.send(topics.facts, value, partition=partition)
+            else:
+                await producer.send(topics.facts, value, key=key.encode())
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+    on_topic = len(await read_topic(kafka_bootstrap, topics.facts, "read_committed"))
+    p = "review_analytics_processor"
+    async with running_processor_with_metrics(topics, kafka_bootstrap, stall_after_s=1.0) as running:
+
+        async def consumed_all() -> bool:
+            return (await scrape(running.server)).get((f"{p}_facts_consumed_total", ()), 0) >= on_topic
+
+        await wait_until(consumed_all, timeout=60, interval=0.2, message=f"{on_topic} facts consumed")
+        await asyncio.sleep(3.0)  # three times the stall bound: the markers must not count as lag
+        stalled = by_label(await scrape(running.server), f"{p}_partition_stalled", "partition")
+        assert stalled == {"0": 0.0, "1": 0.0}
+        assert await probe(running.server, "/readyz") == 200
