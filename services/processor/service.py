@@ -610,7 +610,10 @@ class Processor:
         interval = min(LIVENESS_CHECK_S, self.config.stall_after_s / 4)
         while True:
             await asyncio.sleep(interval)
-            await self._check_liveness()
+            try:
+                await self._check_liveness()
+            except Exception:  # a check that fails must not end the checks (the verdicts would go stale)
+                log.exception("liveness_check_failed")
 
     async def _lagging(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
         """Whether ``tp`` has lag: facts fetched and not committed, or records on the broker it has not read.
