@@ -10,14 +10,18 @@ cannot make a row or a family record approach Kafka's 1 MiB record limit. ``docs
   changelog, and the Rust reducer hold). msgspec decodes JSON integers of any size; outside the range
   they are ``invalid``.
 * Strings: :data:`Id`, :data:`Name`, :data:`Path`, :data:`Text` (``max_length`` in characters);
-  ``invalid`` with msgspec's ``$.path``. Lists copied verbatim into a row are :data:`IdList`.
+  ``invalid`` with msgspec's ``$.path``. Lists copied verbatim into a row are :data:`IdList`; lists of
+  which each item becomes a row have at most :data:`MAX_LIST_ITEMS` items too.
 * Free-form JSON (``Any`` fields the reducer keeps or tests for presence): :func:`check_free_form`, run
   by the owning struct's ``__post_init__``, bounds depth (``too_deep``), size and integers (``invalid``).
-* Nesting: the typed schema nests a fixed number of levels (tested); fields the schema does not
-  declare are skipped by msgspec without being materialised; free-form values are bounded here. A
-  document too deep for msgspec's recursion at all raises ``RecursionError``, caught as ``too_deep``.
-  There is no scan of the raw bytes before decoding: counting brackets costs as much as msgspec's
-  whole decode (about 1 ns per byte against 3), and the rules above already bound what is built.
+* Nesting: nothing a decoded fact holds nests deeper than :data:`MAX_NESTING_DEPTH`. The typed schema
+  nests a fixed number of levels (8; a test keeps it plus :data:`MAX_FREE_FORM_DEPTH` under the bound),
+  free-form values are bounded here (``too_deep``), and fields the schema does not declare are skipped
+  by msgspec without being built. A document too deep for msgspec's recursion at all (about 900 levels
+  anywhere, declared or not) raises ``RecursionError`` inside msgspec, refused as ``too_deep``. There
+  is no scan of the raw bytes before decoding: counting brackets (``bytes.count``) costs about 1 ns per
+  byte, as much as msgspec's whole typed decode of a typical fact, and the rules above already bound
+  what is built.
 * The JSON-RPC ``diff`` of ``turn/diff/updated`` is bounded only by the fact size
   (``schemas.codec.MAX_FACT_BYTES``): a real diff can be large, and the reducer keeps only its line counts.
 """
@@ -39,9 +43,13 @@ MAX_PATH_CHARS: Final = 4096
 MAX_TEXT_CHARS: Final = 64 * 1024
 """Free text: error messages, prompts, search queries."""
 MAX_LIST_ITEMS: Final = 256
-"""Items of a list the reducer copies into a row (receiver thread ids, connector ids)."""
+"""Items of a list the reducer copies into a row (receiver thread ids, connector ids), or makes one row of
+each (skill invocations, app mentions). Lists the reducer only counts are bounded by the fact size."""
 MAX_FREE_FORM_DEPTH: Final = 32
 """Nesting of one free-form JSON value (``[]`` and ``{}`` are depth 1, a scalar 0)."""
+MAX_NESTING_DEPTH: Final = 64
+"""Nesting of anything a decoded fact holds, from the envelope down (half of serde_json's default 128, so
+a row built from it stays readable by a Rust consumer)."""
 MAX_FREE_FORM_SIZE: Final = 64 * 1024
 """Size of one free-form JSON value, counted as its compact JSON would be (string characters, about 20
 per number, 1 per separator), without encoding it."""

@@ -22,11 +22,11 @@ app-server protocol types of :mod:`schemas.protocol` unchanged. Every integer is
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
-from schemas.bounds import Id, IdList, Int64, Name, Path, Text
+from schemas.bounds import MAX_LIST_ITEMS, Id, IdList, Int64, Name, Path, Text
 from schemas.events import (
     CompactionImplementation,
     CompactionPhase,
@@ -317,7 +317,7 @@ class SkillInvoked(Fact, tag="skill_invoked"):
     """
 
     tracking: TrackEventsContext
-    invocations: list[SkillInvocation]
+    invocations: Annotated[list[SkillInvocation], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
     product_client_id: Name
 
 
@@ -331,7 +331,7 @@ class AppMentioned(Fact, tag="app_mentioned"):
     """``AppMentionedInput``; one ``codex_app_mentioned`` row per mention. ``product_client_id``: originator."""
 
     tracking: TrackEventsContext
-    mentions: list[AppInvocation]
+    mentions: Annotated[list[AppInvocation], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
     product_client_id: Name
 
 

@@ -162,7 +162,7 @@ def _decodes_or_refuses(raw: bytes) -> None:
     try:
         envelope = decode_fact(raw)
     except FactDecodeError as exc:
-        assert exc.reason in {"undecodable", "unsupported_version", "invalid", "oversized"}
+        assert exc.reason in {"undecodable", "unsupported_version", "invalid", "oversized", "too_deep"}
     else:
         assert isinstance(envelope, FactEnvelope)
 
