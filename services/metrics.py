@@ -169,6 +169,13 @@ class ProcessorMetrics:
             "Times a produce call found the producer's buffer full and had to wait.",
             registry=registry,
         )
+        self.producer_facts_refused = Counter(
+            f"{p}_producer_facts_refused",
+            "Facts an app-server's publisher refused at track time, by reason: too_large, unencodable, or the "
+            "decode reason (invalid, too_deep, ...) the reducer would dead-letter them with.",
+            ["reason"],
+            registry=registry,
+        )
         self.consumer_lag = consumer_lag_gauge(registry)
 
 
