@@ -20,6 +20,7 @@ from schemas import bounds
 from schemas.codec import FactDecodeError, decode_fact, encode_fact
 from schemas.facts import FactEnvelope
 from services.demo.generator import Workload
+from tests.support.documents import mutate, paths, value_at
 
 FUZZ_SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REASONS = {"undecodable", "unsupported_version", "invalid", "oversized", "too_deep"}
@@ -94,76 +95,40 @@ hostile_values = st.one_of(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    paths = [prefix]
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            paths.extend(_paths(inner, (*prefix, key)))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            paths.extend(_paths(inner, (*prefix, index)))
-    return paths
-
-
-def _replace(document: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    parent = document
-    for step in path[:-1]:
-        parent = parent[step]
-    parent[path[-1]] = value
-    return document
-
-
 @FUZZ_SETTINGS
 @given(st.binary(max_size=2_048))
 def test_arbitrary_bytes_decode_to_an_envelope_that_encodes_or_are_refused(raw: bytes) -> None:
     _decodes_or_refuses(raw)
 
 
+@st.composite
+def hostile_documents(draw: st.DrawFn, *, duplicate_key: bool) -> bytes:
+    """A valid envelope with a hostile value at a random place: replacing the value there, or (with
+    ``duplicate_key``) as a repeated key before or after it, which msgspec resolves to the last one."""
+    document = msgspec.json.decode(draw(st.sampled_from(SAMPLES)))
+    value = draw(hostile_values)
+    if duplicate_key:
+        keys = [path for path in paths(document) if path and isinstance(path[-1], str)]
+        path = draw(st.sampled_from(keys))
+        original = msgspec.json.encode({path[-1]: value_at(document, path)})[1:-1]
+        hostile = msgspec.json.encode({path[-1]: value})[1:-1]
+        twice = draw(st.sampled_from([hostile + b"," + original, original + b"," + hostile]))
+        raw = msgspec.json.encode(document).replace(original, twice, 1)
+    else:
+        raw = msgspec.json.encode(mutate(document, draw(st.sampled_from(paths(document))), "replace", value))
+    return raw.replace(msgspec.json.encode(PLACEHOLDER), draw(st.sampled_from(RAW_SNIPPETS)))
+
+
 @FUZZ_SETTINGS
-@given(
-    sample=st.sampled_from(SAMPLES),
-    choice=st.integers(min_value=0),
-    value=hostile_values,
-    snippet=st.sampled_from(RAW_SNIPPETS),
-)
-def test_a_hostile_value_anywhere_in_a_valid_envelope_decodes_and_encodes_or_is_refused(
-    sample: bytes, choice: int, value: Any, snippet: bytes
-) -> None:
-    document = msgspec.json.decode(sample)
-    paths = _paths(document)
-    mutated = msgspec.json.encode(_replace(document, paths[choice % len(paths)], value))
-
-    _decodes_or_refuses(mutated.replace(msgspec.json.encode(PLACEHOLDER), snippet))
+@given(hostile_documents(duplicate_key=False))
+def test_a_hostile_value_anywhere_in_a_valid_envelope_decodes_and_encodes_or_is_refused(raw: bytes) -> None:
+    _decodes_or_refuses(raw)
 
 
 @FUZZ_SETTINGS
-@given(
-    sample=st.sampled_from(SAMPLES),
-    choice=st.integers(min_value=0),
-    value=hostile_values,
-    snippet=st.sampled_from(RAW_SNIPPETS),
-)
-def test_a_duplicate_key_with_a_hostile_value_decodes_and_encodes_or_is_refused(
-    sample: bytes, choice: int, value: Any, snippet: bytes
-) -> None:
-    # JSON objects may repeat a key; msgspec keeps the last. Put a hostile copy before or after the original.
-    document = msgspec.json.decode(sample)
-    keys = [path for path in _paths(document) if path and isinstance(path[-1], str)]
-    path = keys[choice % len(keys)]
-    original = msgspec.json.encode({path[-1]: _get(document, path)})[1:-1]
-    hostile = msgspec.json.encode({path[-1]: value})[1:-1]
-    twice = hostile + b"," + original if choice % 2 else original + b"," + hostile
-    spliced = msgspec.json.encode(document).replace(original, twice, 1)
-
-    _decodes_or_refuses(spliced.replace(msgspec.json.encode(PLACEHOLDER), snippet))
-
-
-def _get(document: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        document = document[step]
-    return document
+@given(hostile_documents(duplicate_key=True))
+def test_a_duplicate_key_with_a_hostile_value_decodes_and_encodes_or_is_refused(raw: bytes) -> None:
+    _decodes_or_refuses(raw)
 
 
 @FUZZ_SETTINGS
