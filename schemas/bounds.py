@@ -17,11 +17,11 @@ cannot make a row or a family record approach Kafka's 1 MiB record limit. ``docs
 * Nesting: nothing a decoded fact holds nests deeper than :data:`MAX_NESTING_DEPTH`. The typed schema
   nests a fixed number of levels (8; a test keeps it plus :data:`MAX_FREE_FORM_DEPTH` under the bound),
   free-form values are bounded here (``too_deep``), and fields the schema does not declare are skipped
-  by msgspec without being built. A document too deep for msgspec's recursion at all (about 900 levels
+  by msgspec without being built. A document too deep for msgspec's recursion at all (about 1,000 levels
   anywhere, declared or not) raises ``RecursionError`` inside msgspec, refused as ``too_deep``. There
-  is no scan of the raw bytes before decoding: counting brackets (``bytes.count``) costs about 1 ns per
-  byte, as much as msgspec's whole typed decode of a typical fact, and the rules above already bound
-  what is built.
+  is no scan of the raw bytes before decoding: counting brackets costs about 80 % of msgspec's whole
+  typed decode of a typical fact (instruction counts, docs/reliability.md), and the rules above already
+  bound what is built.
 * The JSON-RPC ``diff`` of ``turn/diff/updated`` is bounded only by the fact size
   (``schemas.codec.MAX_FACT_BYTES``): a real diff can be large, and the reducer keeps only its line counts.
 """
