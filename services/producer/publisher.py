@@ -8,7 +8,7 @@ partition knows every connection. ``close()`` flushes what is buffered.
 
 Unlike codex's queue, nothing is dropped silently: when the buffer is full, or a fact is too large for
 one Kafka request, the fact is refused (``track_*`` returns ``False``), counted (``overflows``,
-``refused``; the ``on_overflow`` callback feeds the ``producer_buffer_overflows`` metric) and logged; a
+``refused``; the ``on_overflow`` and ``on_refused`` callbacks feed ``services.metrics.PublisherMetrics``) and logged; a
 fact Kafka does not acknowledge is counted in ``failed`` and logged, and the drain goes on.
 
 A ``track_*`` fact the processor would refuse is refused here already, without blocking: its encoded

@@ -9,10 +9,12 @@ from typing import Any
 import msgspec
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas import bounds
 from schemas.codec import FactDecodeError, decode_fact
 from services.config import KafkaSettings
+from services.metrics import PublisherMetrics
 from services.producer.publisher import FactPublisher
 
 TURN = {"id": "turn-1", "status": "failed", "error": {"message": "boom", "codexErrorInfo": "badRequest"}}
@@ -143,3 +145,20 @@ async def test_publish_encoded_publishes_bytes_as_they_are(refusals: tuple[FactP
 async def test_a_producer_id_longer_than_the_processor_reads_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="producer_id of 257 characters"):
         FactPublisher(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), producer_id="p" * 257)
+
+
+async def test_refusals_feed_the_publisher_metrics_by_reason() -> None:
+    registry = CollectorRegistry()
+    metrics = PublisherMetrics(registry)
+    publisher = FactPublisher(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), producer_id="app-server-1", on_refused=metrics.refused
+    )
+
+    publisher.track_notification(_turn_completed(durationMs=2**63))
+    publisher.track_notification(_turn_completed(error={"codexErrorInfo": _deep(bounds.MAX_FREE_FORM_DEPTH + 1)}))
+    publisher.track_notification(_turn_completed(durationMs=-(2**63) - 1))
+    await publisher._producer.stop()
+
+    exposition = generate_latest(registry).decode()
+    assert 'review_analytics_publisher_facts_refused_total{reason="invalid"} 2.0' in exposition
+    assert 'review_analytics_publisher_facts_refused_total{reason="too_deep"} 1.0' in exposition
