@@ -168,7 +168,7 @@ def _decodes_or_refuses(raw: bytes) -> None:
         assert isinstance(envelope, FactEnvelope)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=512))
 def test_arbitrary_bytes_only_ever_raise_fact_decode_errors(raw: bytes) -> None:
     _decodes_or_refuses(raw)
@@ -185,7 +185,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sample=st.sampled_from(SAMPLES),
     choice=st.integers(min_value=0),
@@ -202,7 +202,7 @@ def test_mutated_valid_facts_only_ever_raise_fact_decode_errors(
     _decodes_or_refuses(msgspec.json.encode(mutated))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     sample=st.sampled_from(SAMPLES),
     cut=st.integers(min_value=0),
