@@ -382,6 +382,7 @@ class Run:
             for check in check_rows(oracle, rows_from_watcher(witness), prefix="V7 witness: "):
                 verdict.add(check)
             self.record_stalls()
+        verdict.add(self.check_no_unexpected_exit())
         for check in verdict.checks:
             self.history.write("check", name=check.name, ok=check.ok, detail=check.detail)
         self.history.figure("facts", oracle.facts)
@@ -391,6 +392,15 @@ class Run:
         self.history.figure("commits", sum(p.commits for p in self.procs.all))
         self.verdict = verdict
         return verdict
+
+    def check_no_unexpected_exit(self) -> Check:
+        """X: no process of the run exited unless the test stopped it (``Processes.check_no_unexpected_exit``)."""
+        unexpected = self.procs.check_no_unexpected_exit()
+        return Check(
+            "X no process exited that the test did not stop",
+            not unexpected,
+            "\n".join(unexpected) if unexpected else f"{len(self.procs.all)} processes, every exit caused by the test",
+        )
 
     async def stop_witness(self, ends: Mapping[int, int], within_s: float = 60.0) -> list[dict[str, Any]]:
         """Wait until the witness has read up to ``ends`` (stable offsets), stop it, return its lines."""
