@@ -57,6 +57,8 @@ INTERESTING_EVENTS = frozenset(
         "row_dead_lettered",
         "commit_refused_partition_moved",
         "revoked_workers_did_not_stop",
+        "facts_dropped_by_rules",
+        "partition_stalled",
     }
 )
 
@@ -126,6 +128,18 @@ class ServiceProcess:
     def pid(self) -> int:
         assert self._process is not None
         return self._process.pid
+
+    def rss_kib(self) -> int | None:
+        """Resident set size of the process (``VmRSS`` of ``/proc/<pid>/status``), ``None`` once it is gone."""
+        if self._process is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -65,6 +65,21 @@ class Settings:
     idle_ttl_ms: int = 120_000
     max_batch_records: int = 500
     poll_timeout_ms: int = 50
+    state_budget_bytes: int | None = None
+    """``PROCESSOR_STATE_BUDGET_BYTES`` (``None``: the processor's default)."""
+    max_connections: int | None = None
+    """``PROCESSOR_MAX_CONNECTIONS`` (``None``: the processor's default)."""
+    stall_after_s: float | None = None
+    """``PROCESSOR_STALL_AFTER_S`` (``None``: the processor's default)."""
+
+    def bounds_env(self) -> dict[str, str]:
+        """The bounds set for this run, as processor environment variables."""
+        env = {
+            "PROCESSOR_STATE_BUDGET_BYTES": self.state_budget_bytes,
+            "PROCESSOR_MAX_CONNECTIONS": self.max_connections,
+            "PROCESSOR_STALL_AFTER_S": self.stall_after_s,
+        }
+        return {name: str(value) for name, value in env.items() if value is not None}
 
 
 SETTINGS = Settings()
@@ -218,6 +233,7 @@ class Run:
             "PROCESSOR_LOG_LEVEL": "INFO",
             "RA_CRASH_AT": crash or "",
             "RA_NEGATIVE_CONTROL": negative or "",
+            **s.bounds_env(),
         }
         env.update(extra)
         return env
