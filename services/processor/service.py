@@ -37,7 +37,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from schemas.state import PartitionState
+from reducer.boundary import PartitionReducer
+from reducer.limits import DEFAULT_LIMITS, Limits
 from services.config import ProcessorConfig
 from services.metrics import ProcessorMetrics
 from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
@@ -63,10 +64,13 @@ class Processor:
         crash: CrashPoints | None = None,
         client_id: str = "review-analytics-reducer",
         negative_control: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if negative_control is not None and negative_control not in NEGATIVE_CONTROLS:
             raise ValueError(f"unknown negative control {negative_control!r}; known: {NEGATIVE_CONTROLS}")
         self.config = config
+        self.limits = limits
+        """Bounds of the containment boundary (``reducer.limits``)."""
         self.metrics = metrics
         self.crash = crash or CrashPoints(None)
         self.client_id = client_id
@@ -78,7 +82,7 @@ class Processor:
             dead_letter_topic=dead_letter_topic(config.facts_topic),
         )
         self.workers: dict[TopicPartition, PartitionWorker] = {}
-        self._parked: dict[int, tuple[PartitionState, int]] = {}
+        self._parked: dict[int, tuple[PartitionReducer, int]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
@@ -329,7 +333,7 @@ class Processor:
         )
         self.crash.reached("after_fence_before_offset_read")
         committed: dict[TopicPartition, int | None] = {tp: await consumer.committed(tp) for tp in tps}
-        states: dict[int, PartitionState] = {}
+        states: dict[int, PartitionReducer] = {}
         to_restore: list[int] = []
         for tp in tps:
             parked = self._parked.pop(tp.partition, None)
@@ -345,13 +349,16 @@ class Processor:
                 self.to.changelog_topic,
                 to_restore,
                 crash=self.crash,
+                idle_ttl_ms=self.config.idle_ttl_ms,
+                limits=self.limits,
                 on_progress=lambda counts: log.info("restore_progress", records=counts),
             )
             elapsed = time.monotonic() - started
             for tp in tps:
                 if tp.partition not in restored:
                     continue
-                state, stored_offset = restored[tp.partition]
+                reducer, stored_offset = restored[tp.partition]
+                state = reducer.state
                 self.metrics.restore_duration.observe(elapsed)
                 log.info(
                     "partition_restored",
@@ -362,7 +369,7 @@ class Processor:
                     committed_offset=committed[tp],
                     duration_ms=round(elapsed * 1000, 1),
                 )
-                states[tp.partition] = state
+                states[tp.partition] = reducer
                 committed[tp] = _start_offset(tp, committed[tp], stored_offset)
             self.restoring = False
         for tp in tps:
@@ -376,9 +383,8 @@ class Processor:
                 topic=tp.topic,
                 partition=tp.partition,
                 producer=producers[tp],
-                state=states[tp.partition],
+                reducer=states[tp.partition],
                 next_offset=start,
-                idle_ttl_ms=self.config.idle_ttl_ms,
             )
 
     async def _reset(self, tp: TopicPartition) -> None:
@@ -406,7 +412,7 @@ class Processor:
             self.crash.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
             for tp, worker in (await self._release(revoked)).items():
-                self._parked[tp.partition] = (worker.state, worker.next_offset)
+                self._parked[tp.partition] = (worker.reducer, worker.next_offset)
             self.assigned -= revoked
             log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 

@@ -143,7 +143,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     await restorer.start()
     try:
         restored = await restore_states(
-            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None)
+            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None), idle_ttl_ms=0
         )
     finally:
         await restorer.stop()
