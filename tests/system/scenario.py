@@ -30,8 +30,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiokafka.admin import AIOKafkaAdminClient
 
+from reducer.limits import DEFAULT_LIMITS, Limits
 from services.demo.endpoint import RecordingEndpoint
 from services.errors import ConfigError
 from services.localkafka import BrokerHandle
@@ -71,6 +73,11 @@ class Settings:
     """``PROCESSOR_MAX_CONNECTIONS`` (``None``: the processor's default)."""
     stall_after_s: float | None = None
     """``PROCESSOR_STALL_AFTER_S`` (``None``: the processor's default)."""
+
+    def limits(self) -> Limits:
+        """The containment bounds the run's processors have (what the oracle must use too)."""
+        bounds = {"state_budget_bytes": self.state_budget_bytes, "max_connections": self.max_connections}
+        return msgspec.structs.replace(DEFAULT_LIMITS, **{k: v for k, v in bounds.items() if v is not None})
 
     def bounds_env(self) -> dict[str, str]:
         """The bounds set for this run, as processor environment variables."""
@@ -370,7 +377,11 @@ class Run:
 
         facts_records = await kafkaview.read_all(self.bootstrap, self.facts)
         self.oracle = oracle = build_oracle(
-            self.facts, self.partitions, facts_records, idle_ttl_ms=self.settings.idle_ttl_ms
+            self.facts,
+            self.partitions,
+            facts_records,
+            idle_ttl_ms=self.settings.idle_ttl_ms,
+            limits=self.settings.limits(),
         )
         verdict.add(check_ledger(self.publisher.ledger, facts_records))
         del facts_records

@@ -120,7 +120,9 @@ async def test_hostile_facts_of_every_class_are_contained_and_normal_rows_arrive
     facts_records = await kafkaview.read_all(run.bootstrap, run.facts)
     hostile_at = {position for _, position in where}
     normal = [r for r in facts_records if (r.partition, r.offset) not in hostile_at]
-    clean = build_oracle(run.facts, run.partitions, normal, idle_ttl_ms=run.settings.idle_ttl_ms)
+    clean = build_oracle(
+        run.facts, run.partitions, normal, idle_ttl_ms=run.settings.idle_ttl_ms, limits=run.settings.limits()
+    )
     events = rows_from_records(await kafkaview.read_all(run.bootstrap, run.events))
     verdict.add(check_normal_traffic_untouched(clean, events, dlq, {(r.partition, r.offset) for r in normal}))
     commits = [line for line in read_history(run.history.path) if line["ev"] == "commit"]
