@@ -235,7 +235,7 @@ GROWING: Final = st.lists(
     st.builds(
         lambda request_id, item: encode(_wire(b.sample_command_approval_request(request_id, item_id=item))),
         st.integers(min_value=0, max_value=10**6),
-        st.text(min_size=50, max_size=400),
+        st.text(min_size=50, max_size=256),
     ),
     min_size=1,
     max_size=30,

@@ -32,7 +32,7 @@ from typing import Any, Final
 import msgspec
 
 from reducer.limits import DEFAULT_MAX_RECORD_BYTES
-from schemas.codec import MAX_FACT_BYTES, encode_fact
+from schemas.codec import encode_fact
 from schemas.facts import FactEnvelope
 from tests.support.builders import (
     sample_command_approval_request,
@@ -44,6 +44,7 @@ from tests.support.builders import (
     sample_thread_response,
     sample_turn_completed,
 )
+from tests.support.builders import turn_prerequisites as builder_turn_prerequisites
 
 REDUCED: Final = "reduced"
 """The outcome of a fact that was not dead-lettered: its rows and state were committed."""
@@ -79,16 +80,20 @@ CLASSES: Final[dict[str, HostileClass]] = {
         # --- structure the decoder must bound ---
         _cls("deep_nesting_free_form", "a free-form field (codexErrorInfo) nested 100,000 arrays deep", "too_deep"),
         _cls("deep_nesting_objects", "100,000 nested objects in an extra key of the fact", "too_deep"),
-        _cls("deep_nesting_top_level", "the whole value is 100,000 nested arrays (no envelope)", "too_deep"),
-        _cls("shallow_nesting", "control: a free-form field nested 16 deep", REDUCED, control=True),
+        _cls(
+            "deep_nesting_top_level",
+            "the whole value is 100,000 nested arrays: not an object, refused before any nesting is built",
+            "undecodable",
+        ),
+        _cls("shallow_nesting", "control: a free-form field (codexErrorInfo) nested 16 deep", REDUCED, control=True),
         # --- integers outside signed 64 bits ---
         _cls("int_2_64_plus_1_typed", "observed_at_ms = 2**64+1", "invalid"),
         _cls("int_min_i64_minus_1_typed", "connection_id = -2**63-1", "invalid"),
         _cls("int_2_63_typed", "completed_at_ms = 2**63 (fits u64, not i64)", "invalid"),
         _cls("int_2_64_plus_1_free_form", "codexErrorInfo = 2**64+1 (would reach the changelog)", "invalid"),
-        _cls("int_min_i64_minus_1_free_form", "-2**63-1 deep in an error's data array", "invalid"),
+        _cls("int_min_i64_minus_1_free_form", "-2**63-1 deep inside codexErrorInfo", "invalid"),
         _cls("int_i64_bounds", "control: 2**63-1 and -2**63 in free-form fields", REDUCED, control=True),
-        _cls("huge_float", "1e400 in a free-form field", "invalid"),
+        _cls("huge_float", "1e400 in codexErrorInfo", "invalid"),
         # --- strings and ids beyond their limits ---
         _cls("long_thread_id", "a 200,000-character thread id (and key)", "invalid"),
         _cls("long_producer", "a 200,000-character producer", "invalid"),
@@ -105,14 +110,21 @@ CLASSES: Final[dict[str, HostileClass]] = {
         ),
         _cls(
             "row_past_record_limit",
-            "a plugin_used fact under 1 MiB whose row is over the record limit",
+            "a turn whose row is over the record limit (a 260 KB error, within the decode bounds)",
+            REDUCED,
             "row_too_large",
+            required=("row_too_large",),
         ),
         _cls("oversized", "a 1.2 MiB fact (valid JSON)", "oversized"),
-        _cls("huge_array_free_form", "100,000 elements in a free-form field (an error's data)", REDUCED, control=True),
+        _cls(
+            "huge_array_free_form",
+            "100,000 elements in a free-form field the reducer never reads (an error's data): skipped",
+            REDUCED,
+            control=True,
+        ),
         _cls(
             "huge_array_in_row",
-            "30,000 connector ids in a plugin row (~300 KB, under the limit)",
+            "256 connector ids of 256 characters in a plugin row (the most the decode bounds let a row copy)",
             REDUCED,
             control=True,
         ),
@@ -203,6 +215,16 @@ def wire(
     return obj
 
 
+def renamed(node: Any, old: str, new: str) -> Any:
+    """``node`` with every string equal to ``old`` replaced by ``new``, at any depth (an id in every field
+    that carries it). Builders decode what they build, so an id past its limit is put in afterwards."""
+    if isinstance(node, dict):
+        return {key: renamed(value, old, new) for key, value in node.items()}
+    if isinstance(node, list):
+        return [renamed(value, old, new) for value in node]
+    return new if node == old else node
+
+
 def encode(obj: Any, hole: bytes | None = None) -> bytes:
     """``obj`` as JSON; the placeholder :data:`HOLE` (a string somewhere in it) replaced by ``hole``."""
     raw = msgspec.json.encode(obj)
@@ -245,20 +267,29 @@ class Builder:
         return wire(sample_thread_response(thread, **thread_fields), now_ms=now_ms, producer=self.producer)
 
     def turn_completed(self, thread: str, now_ms: int, error_info: Any) -> dict[str, Any]:
-        return wire(
-            sample_turn_completed(thread, f"turn-{thread}", codex_error_info=error_info),
-            now_ms=now_ms,
-            producer=self.producer,
-        )
+        """``turn/completed`` of ``turn-<thread>`` with ``error_info`` as its free-form ``codexErrorInfo``."""
+        obj = wire(sample_turn_completed(thread, f"turn-{thread}"), now_ms=now_ms, producer=self.producer)
+        obj["fact"]["notification"]["params"]["turn"]["error"] = {
+            "message": "turn failed",
+            "codexErrorInfo": error_info,
+        }
+        return obj
 
     def error_response(self, thread: str, now_ms: int, data: Any) -> dict[str, Any]:
         obj = wire(sample_error_response(1, None, family=thread), now_ms=now_ms, producer=self.producer)
         obj["fact"]["error"]["data"] = data
         return obj
 
-    def approval(self, thread: str, now_ms: int, request_id: int | str, **fields: Any) -> dict[str, Any]:
-        env = sample_command_approval_request(request_id, thread_id=thread, **fields)
-        return wire(env, now_ms=now_ms, producer=self.producer)
+    def approval(
+        self, thread: str, now_ms: int, request_id: int | str, *, turn_id: str = "turn-1", item_id: str = "item-1"
+    ) -> dict[str, Any]:
+        """A command approval request (any ids, within their limits or not)."""
+        obj = wire(sample_command_approval_request(41, thread_id="thread-1"), now_ms=now_ms, producer=self.producer)
+        obj["thread_id"] = thread
+        obj["fact"]["request"]["id"] = request_id
+        params = obj["fact"]["request"]["params"]
+        params.update(threadId=thread, turnId=turn_id, itemId=item_id)
+        return obj
 
     def plugin_used(self, thread: str, now_ms: int, connector_ids: list[str]) -> dict[str, Any]:
         plugin = sample_plugin_metadata()
@@ -297,7 +328,7 @@ class Builder:
 
     def _shallow_nesting(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("shallow")
-        return self._one("shallow_nesting", self.error_response(t, now_ms, HOLE), nested_arrays(16))
+        return self._one("shallow_nesting", self.turn_completed(t, now_ms, HOLE), nested_arrays(16))
 
     def _int_2_64_plus_1_typed(self, now_ms: int) -> list[HostileFact]:
         obj = self.thread_start(self.thread("u65"), now_ms)
@@ -322,7 +353,7 @@ class Builder:
     def _int_min_i64_minus_1_free_form(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("freei65")
         hole = b'[1,{"x":[2,' + str(-(2**63) - 1).encode() + b"]}]"
-        return self._one("int_min_i64_minus_1_free_form", self.error_response(t, now_ms, HOLE), hole)
+        return self._one("int_min_i64_minus_1_free_form", self.turn_completed(t, now_ms, HOLE), hole)
 
     def _int_i64_bounds(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("i64")
@@ -331,11 +362,11 @@ class Builder:
 
     def _huge_float(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("float")
-        return self._one("huge_float", self.error_response(t, now_ms, HOLE), b"1e400")
+        return self._one("huge_float", self.turn_completed(t, now_ms, HOLE), b"[1e400]")
 
     def _long_thread_id(self, now_ms: int) -> list[HostileFact]:
-        t = "t" * 200_000
-        return self._one("long_thread_id", self.thread_start(t, now_ms))
+        t = self.thread("longthread")
+        return self._one("long_thread_id", renamed(self.thread_start(t, now_ms), t, t.ljust(200_000, "t")))
 
     def _long_producer(self, now_ms: int) -> list[HostileFact]:
         obj = self.thread_start(self.thread("longproducer"), now_ms)
@@ -370,11 +401,18 @@ class Builder:
         return facts
 
     def _row_past_record_limit(self, now_ms: int) -> list[HostileFact]:
+        """A turn with every prerequisite, completed with a free-form error within the decode bounds
+        (65,000 characters) but of 4-byte characters: the turn row it completes is over 256 KB, past the
+        record limit of a run whose topics accept 256 KiB (test 12), while the fact is far under 1 MiB."""
         t = self.thread("bigrow")
-        ids = _ids_to_size(lambda ids: self.plugin_used(t, now_ms, ids), MAX_FACT_BYTES - 600)
-        value = encode(self.plugin_used(t, now_ms, ids))
-        assert len(value) <= MAX_FACT_BYTES and len(value) > self.max_record_bytes + 1000, len(value)
-        return [self.fact("row_past_record_limit", t, value)]
+        unit = [self.fact("row_past_record_limit", t, encode(obj)) for obj in self.turn_prerequisites(t, now_ms)]
+        big = self.turn_completed(t, now_ms, "\U0001f600" * 65_000)
+        return [*unit, self.fact("row_past_record_limit", t, encode(big))]
+
+    def turn_prerequisites(self, thread: str, now_ms: int) -> list[dict[str, Any]]:
+        """The Rust test's turn prerequisites (``thread-2``, ``turn-2``), on ``thread`` and this producer."""
+        objs = [wire(env, now_ms=now_ms, producer=self.producer) for env in builder_turn_prerequisites()]
+        return [renamed(renamed(obj, "thread-2", thread), "turn-2", f"turn-{thread}") for obj in objs]
 
     def _oversized(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("oversized")
@@ -386,7 +424,8 @@ class Builder:
 
     def _huge_array_in_row(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("arrayrow")
-        return self._one("huge_array_in_row", self.plugin_used(t, now_ms, [f"c{n}" for n in range(30_000)]))
+        ids = [f"c{n}".ljust(256, "c") for n in range(256)]  # the most a row copies (decode bounds)
+        return self._one("huge_array_in_row", self.plugin_used(t, now_ms, ids))
 
     def _future_time(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("future")
@@ -422,8 +461,10 @@ class Builder:
         return self._one("raw_control_char", obj, b'"gpt-\x00-5"')
 
     def _escaped_nul_and_noncharacters(self, now_ms: int) -> list[HostileFact]:
-        t = self.thread("unicode") + "-\u0000-\uffff-\U0001f600-\u202e"
-        return self._one("escaped_nul_and_noncharacters", self.thread_start(t, now_ms, model="gpt-\u0000\ufeff"))
+        t = self.thread("unicode")
+        obj = renamed(self.thread_start(t, now_ms), t, t + "-\u0000-\uffff-\U0001f600-\u202e")
+        obj["fact"]["response"]["response"]["model"] = "gpt-\u0000\ufeff"
+        return self._one("escaped_nul_and_noncharacters", obj)
 
     def _duplicate_keys(self, now_ms: int) -> list[HostileFact]:
         t = self.thread("dup")
@@ -497,11 +538,3 @@ class Builder:
             obj = wire(sample_initialize(connection_id=1_000_000 + index), now_ms=now_ms, producer=self.producer)
             unit.facts.append(self.fact("connection_flood", f"{self.producer}-conn-{index}", encode(obj)))
         return unit
-
-
-def _ids_to_size(build: Callable[[list[str]], dict[str, Any]], size: int) -> list[str]:
-    """Connector ids that make ``build(ids)`` encode to about ``size`` bytes (never more)."""
-    base = len(encode(build([])))
-    per = len(encode(["c0000000"])) - 1  # '"c0000000",'
-    count = max(0, (size - base) // per)
-    return [f"c{n:07d}" for n in range(count)]

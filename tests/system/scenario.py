@@ -73,10 +73,17 @@ class Settings:
     """``PROCESSOR_MAX_CONNECTIONS`` (``None``: the processor's default)."""
     stall_after_s: float | None = None
     """``PROCESSOR_STALL_AFTER_S`` (``None``: the processor's default)."""
+    max_message_bytes: int | None = None
+    """``max.message.bytes`` of the run's events and changelog topics (``None``: the broker's default). The
+    processor reads it at start and keeps every record under it less the batch overhead."""
 
     def limits(self) -> Limits:
         """The containment bounds the run's processors have (what the oracle must use too)."""
-        bounds = {"state_budget_bytes": self.state_budget_bytes, "max_connections": self.max_connections}
+        bounds = {
+            "state_budget_bytes": self.state_budget_bytes,
+            "max_connections": self.max_connections,
+            "max_record_bytes": None if self.max_message_bytes is None else self.max_message_bytes - BATCH_OVERHEAD,
+        }
         return msgspec.structs.replace(DEFAULT_LIMITS, **{k: v for k, v in bounds.items() if v is not None})
 
     def bounds_env(self) -> dict[str, str]:
@@ -89,6 +96,9 @@ class Settings:
         return {name: str(value) for name, value in env.items() if value is not None}
 
 
+BATCH_OVERHEAD = 4096
+"""What the processor leaves of a topic's ``max.message.bytes`` for the batch overhead (``reducer.limits``:
+``DEFAULT_MAX_RECORD_BYTES`` is Kafka's default less this)."""
 SETTINGS = Settings()
 SENDER_ENV = {
     "SENDER_REQUEST_TIMEOUT_S": "2",
@@ -155,6 +165,10 @@ class Run:
         if big_facts:
             big = {"max.message.bytes": str(BIG_REQUEST_BYTES)}
             specs = [dataclasses.replace(s, configs={**s.configs, **big}) if s.name == self.facts else s for s in specs]
+        if self.settings.max_message_bytes is not None:
+            small = {"max.message.bytes": str(self.settings.max_message_bytes)}
+            outputs = (self.events, self.changelog)
+            specs = [dataclasses.replace(s, configs={**s.configs, **small}) if s.name in outputs else s for s in specs]
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:

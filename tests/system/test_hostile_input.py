@@ -50,12 +50,18 @@ RATE = 400.0
 """facts/s of the normal traffic: about 25 s of publishing."""
 STALL_AFTER_S = 10.0
 SETTINGS_HOSTILE = dataclasses.replace(
-    SETTINGS, state_budget_bytes=2 * 1024 * 1024, max_connections=32, stall_after_s=STALL_AFTER_S
+    SETTINGS,
+    state_budget_bytes=1024 * 1024,
+    max_connections=32,
+    stall_after_s=STALL_AFTER_S,
+    max_message_bytes=256 * 1024,
 )
-"""A state budget of 2 MiB per partition: ~100 times the normal traffic's state (about 20 KB per
-partition), twice the largest family the record limit allows (1 MiB), and far below what the thread
-flood builds (~10 MB)."""
-FLOOD_THREADS = 16_000
+"""Events and changelog topics accepting 256 KiB records, so the record limit is 252 KiB: a family reaches
+it with ~440 pending approval requests, and a turn row with an error of 65,000 four-byte characters (within
+the decode bounds) passes it. A state budget of 1 MiB per partition: ~50 times the normal traffic's state
+(about 20 KB per partition), four times the largest family the record limit allows, and below what the
+thread flood builds (~1.6 MB per partition)."""
+FLOOD_THREADS = 10_000
 FLOOD_CONNECTIONS = 400
 RSS_BUDGET_MIB = 400
 """Every reducer's resident memory must stay under this (a reducer at rest takes about 100 MiB here)."""
@@ -68,7 +74,7 @@ async def test_hostile_facts_of_every_class_are_contained_and_normal_rows_arrive
     endpoint = run.start_endpoint()
     facts = generate(Workload(seed=run.seed, threads=THREADS, concurrency=32))
     times = [_observed_at(f) for f in facts]
-    builder = Builder(run.seed, tag=f"{run.seed:x}")
+    builder = Builder(run.seed, tag=f"{run.seed:x}", max_record_bytes=run.settings.limits().max_record_bytes)
     await run.setup(big_facts=True)
     reducers = [run.start_reducer("reducer-1"), run.start_reducer("reducer-2")]
     run.start_sender(endpoint.url, **SENDER_ENV)
