@@ -177,13 +177,13 @@ def mutated_fact(draw: st.DrawFn) -> bytes | None:
         elif kind == "text":
             parent[step] = draw(st.one_of(st.text(max_size=40), st.sampled_from(EDGE_STRINGS)))
         elif kind == "wrong_type":
-            parent[step] = draw(st.sampled_from(WRONG_VALUES))
+            parent[step] = copy.deepcopy(draw(st.sampled_from(WRONG_VALUES)))
         elif kind == "int":
             parent[step] = draw(
                 st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.sampled_from(BIG_INTS))
             )
         elif kind == "extra_key" and isinstance(parent, dict):
-            parent[draw(st.text(max_size=8))] = draw(st.sampled_from(WRONG_VALUES))
+            parent[draw(st.text(max_size=8))] = copy.deepcopy(draw(st.sampled_from(WRONG_VALUES)))
         elif kind == "delete":
             del parent[step]
         elif kind == "copy":

@@ -70,8 +70,9 @@ class HostileClass:
     control: bool = False
 
 
-def _cls(name: str, what: str, *outcomes: str, required: tuple[str, ...] = (), **kw: Any) -> HostileClass:
-    return HostileClass(name, what, frozenset(outcomes), frozenset(required or outcomes), **kw)
+def _cls(name: str, what: str, *outcomes: str, required: tuple[str, ...] | None = None, **kw: Any) -> HostileClass:
+    """A class whose facts may end in ``outcomes``; all of them required unless ``required`` says which."""
+    return HostileClass(name, what, frozenset(outcomes), frozenset(outcomes if required is None else required), **kw)
 
 
 CLASSES: Final[dict[str, HostileClass]] = {
