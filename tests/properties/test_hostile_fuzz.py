@@ -47,7 +47,7 @@ from reducer.snapshot import snapshot
 from schemas.codec import encode_fact
 from schemas.facts import FactEnvelope
 from tests.support import builders as b
-from tests.system.hostile import HOLE, REDUCED, encode, nested_arrays, nested_objects
+from tests.system.hostile import HOLE, REDUCED, Builder, encode, nested_arrays, nested_objects
 
 FUZZ_EXAMPLES: Final = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FUZZ_SETTINGS: Final = settings(
@@ -373,3 +373,21 @@ def test_a_family_the_fast_pass_made_unencodable_is_refused_not_raised_in_carefu
     limits = Limits(max_record_bytes=6_000, state_budget_bytes=4_096)
     refusals, _, _ = run_stream(stream, [len(PRELUDE)], limits)  # the three facts in a batch of their own
     assert refusals, "the fact with an unencodable integer was reduced"
+
+
+def test_families_expired_in_a_batch_do_not_count_against_the_state_budget() -> None:
+    """Found by test 12's oracle (which reduces a partition in one batch): 3,000 flood families (~1.9 MB,
+    over a 1 MiB budget) go idle past the TTL, then 50 live families arrive in the same batch. Expiry
+    evicts the flood; the budget must then see the ~30 KB left and evict nothing. A batch-size-independent
+    outcome too: with the flood in a batch of its own, the 50 live families are kept."""
+    builder = Builder(1)
+    flood = [fact.value for fact in builder.thread_flood(NOW_MS, 3_000).facts]
+    live = [encode(builder.approval(f"live-{n}", NOW_MS + 200_000, 1)) for n in range(50)]
+    limits = Limits(state_budget_bytes=1024 * 1024)
+    for batch_cuts in ([len(flood)], []):
+        reducer = PartitionReducer(idle_ttl_ms=IDLE_TTL_MS, limits=limits)
+        bounds = [0, *batch_cuts, len(flood) + len(live)]
+        for start, end in itertools.pairwise(bounds):
+            reducer.run([*flood, *live][start:end])
+        kept = sum(1 for key in reducer.state.families if key.startswith("live-"))
+        assert kept == 50, f"batches cut at {batch_cuts}: {kept} of 50 live families kept, drops {reducer.state.drops}"
