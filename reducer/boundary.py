@@ -397,7 +397,10 @@ class PartitionReducer:
             self.limits,
         )
         evicted = self.idle_index.expire(state, self.idle_ttl_ms, dirty)
-        evicted.extend(self._enforce_budget())
+        over_budget = self._enforce_budget()
+        if over_budget:
+            self.idle_index.forget(over_budget)
+            evicted.extend(over_budget)
         values = self.values
         records = result.changelog
         for key, value in changed:

@@ -257,3 +257,19 @@ def test_restored_from_its_changelog_a_reducer_goes_on_exactly_as_one_that_never
 
     assert _state_of(restarted) == _state_of(whole)
     assert [row.value for row in rest.rows] == [row.value for row in whole_result.rows if row.position >= 5]
+
+
+def test_a_flood_of_short_lived_families_keeps_the_idle_index_as_small_as_the_state() -> None:
+    facts = [sample_initialize()]
+    for index in range(3_000):
+        response = sample_thread_response(f"thread-{index}", request_id=index)
+        response.observed_at_ms = 1_000 + index
+        facts.append(response)
+    partition = PartitionReducer(idle_ttl_ms=TTL, limits=Limits(state_budget_bytes=20_000))
+
+    for start in range(0, len(facts), 100):
+        partition.run(_raw(facts[start : start + 100]))
+
+    assert partition.state_bytes <= 20_000
+    assert len(partition.idle_index) <= 2 * len(partition.state.families) + 1024
+    assert partition.state.drops["budget_evicted_family"] == 3_000 - len(partition.state.families)
