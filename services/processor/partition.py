@@ -124,6 +124,7 @@ class PartitionWorker:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            max_bytes=self.reducer.limits.max_record_bytes,
         )
 
     async def close(self) -> None:
