@@ -37,6 +37,7 @@ from reducer.limits import DEFAULT_LIMITS, Limits
 from services.demo.endpoint import RecordingEndpoint
 from services.errors import ConfigError
 from services.localkafka import BrokerHandle
+from services.processor.broker_limits import BATCH_OVERHEAD_BYTES
 from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
 from tests.support.kafka import random_topic_name, wait_until
 from tests.system import kafkaview
@@ -79,10 +80,11 @@ class Settings:
 
     def limits(self) -> Limits:
         """The containment bounds the run's processors have (what the oracle must use too)."""
+        record = None if self.max_message_bytes is None else self.max_message_bytes - BATCH_OVERHEAD_BYTES
         bounds = {
             "state_budget_bytes": self.state_budget_bytes,
             "max_connections": self.max_connections,
-            "max_record_bytes": None if self.max_message_bytes is None else self.max_message_bytes - BATCH_OVERHEAD,
+            "max_record_bytes": record,
         }
         return msgspec.structs.replace(DEFAULT_LIMITS, **{k: v for k, v in bounds.items() if v is not None})
 
@@ -96,9 +98,6 @@ class Settings:
         return {name: str(value) for name, value in env.items() if value is not None}
 
 
-BATCH_OVERHEAD = 4096
-"""What the processor leaves of a topic's ``max.message.bytes`` for the batch overhead (``reducer.limits``:
-``DEFAULT_MAX_RECORD_BYTES`` is Kafka's default less this)."""
 SETTINGS = Settings()
 SENDER_ENV = {
     "SENDER_REQUEST_TIMEOUT_S": "2",
