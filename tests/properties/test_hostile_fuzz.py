@@ -47,6 +47,7 @@ from reducer.snapshot import snapshot
 from schemas.codec import encode_fact
 from schemas.facts import FactEnvelope
 from tests.support import builders as b
+from tests.support import documents
 from tests.system.hostile import HOLE, REDUCED, Builder, encode, nested_arrays, nested_objects
 
 FUZZ_EXAMPLES: Final = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -131,35 +132,17 @@ WRONG_VALUES: Final[tuple[Any, ...]] = (None, True, False, 0, -1, 1.5, "", "x", 
 SPLICES: Final = (b'"\\ud800"', b'"\\udc00x"', b'"\\ud800\\udc00"', b"1e400", b"-0", b"1E2", b"0.0")
 
 
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every path to a node of the JSON tree (the root excluded)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield (*path, key)
-            yield from _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield (*path, index)
-            yield from _paths(value, (*path, index))
-
-
-def _parent(obj: Any, path: tuple[Any, ...]) -> Any:
-    for step in path[:-1]:
-        obj = obj[step]
-    return obj
-
-
 @st.composite
 def mutated_fact(draw: st.DrawFn) -> bytes | None:
     """One fact: a valid envelope, structurally mutated (see the module docstring)."""
     obj = copy.deepcopy(draw(st.sampled_from(BASES)))
     splice: bytes | None = None
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
-        paths = list(_paths(obj))
+        paths = [path for path in documents.paths(obj) if path]  # the root stays an envelope
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        parent = _parent(obj, path)
+        parent = documents.value_at(obj, path[:-1])
         step = path[-1]
         kind = draw(st.sampled_from(MUTATIONS))
         if kind in ("deep_arrays", "deep_objects", "big_int", "splice") and splice is None:
@@ -188,7 +171,7 @@ def mutated_fact(draw: st.DrawFn) -> bytes | None:
             del parent[step]
         elif kind == "copy":
             source = draw(st.sampled_from(paths))
-            parent[step] = copy.deepcopy(_parent(obj, source)[source[-1]])
+            parent[step] = copy.deepcopy(documents.value_at(obj, source))
         elif kind == "huge_array":
             parent[step] = list(range(draw(st.sampled_from((100, 10_000, 100_000)))))
             break  # the tree is now too large to walk again cheaply
