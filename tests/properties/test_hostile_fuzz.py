@@ -23,8 +23,9 @@ default, small state budgets and connection tables. Properties:
    fire (huge TTL and budget), the outcomes do not depend on the batch sizes either.
 
 CI runs ``FUZZ_EXAMPLES`` examples per property (default 500: 1,000 examples, 3,000 streams, about
-50,000 facts, in 15 s on an idle 2-core machine). ``FUZZ_EXAMPLES=2000000 pytest tests/properties/test_hostile_fuzz.py -s`` runs
-millions and prints how many streams and facts each property saw.
+50,000 facts, in 15 s on an idle 2-core machine).
+``FUZZ_EXAMPLES=2000000 pytest tests/properties/test_hostile_fuzz.py -s`` runs millions and prints how many
+streams and facts each property saw.
 """
 
 from __future__ import annotations
