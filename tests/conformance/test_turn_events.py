@@ -182,7 +182,9 @@ def test_item_completed_without_turn_state_does_not_create_turn_state() -> None:
 def test_turn_does_not_emit_without_required_prerequisites() -> None:
     without_initialize = turn_prerequisites(include_initialize=False, include_started=False, include_token_usage=False)
     _, rows = run([*without_initialize, sample_turn_completed()])
-    without_config = turn_prerequisites(include_resolved_config=False, include_started=False, include_token_usage=False)
+    without_config = turn_prerequisites(
+        include_resolved_config=False, include_started=False, include_token_usage=False
+    )
     state = drop_rows(without_config)
     expected = golden("turn_does_not_emit_without_required_prerequisites")
     assert as_json(rows) == expected

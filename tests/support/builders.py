@@ -746,7 +746,9 @@ def sample_completed_tool_items(thread_id: str = "thread-2", turn_id: str = "tur
         {"type": "webSearch", "id": "web-1", "query": "codex", "action": None},
         {"type": "imageGeneration", "id": "image-1", "status": "completed", "revisedPrompt": None, "result": "ok"},
     ]
-    return [sample_item_completed(item, thread_id=thread_id, turn_id=turn_id, completed_at_ms=1000) for item in items]
+    return [
+        sample_item_completed(item, thread_id=thread_id, turn_id=turn_id, completed_at_ms=1000) for item in items
+    ]
 
 
 def drop_rows(facts: list[FactEnvelope]) -> PartitionState:
