@@ -164,13 +164,17 @@ class _Batch:
 
     envelopes: list[FactEnvelope | None]
     result: BatchResult
-    families: dict[str, list[int]] = field(default_factory=dict)
-    """Family key -> positions of its facts in this batch (decoded, not ``Initialize``)."""
+    clock: tuple[int, int, int]
+    """The partition's clock (watermark, run, run minimum) at the start of the batch."""
+    observed: list[int] = field(default_factory=list)
+    """``observed_at_ms`` of the facts the fast pass reduced, in order (the clock's input unless a redo)."""
+    redone: bool = False
     connections: set[str] = field(default_factory=set)
     """Connection keys this batch changed."""
     journal: list[ConnectionChange] = field(default_factory=list)
     """Connection changes in order: (position, key, before, after)."""
     bounds: dict[str, int] = field(default_factory=dict)
+    """Every family a fact of the batch touched -> an upper bound of its encoded size (exact after careful mode)."""
     careful: dict[str, bytes | None] = field(default_factory=dict)
     """Families in careful mode -> their value after the last good fact (``None``: the family does not exist)."""
     failed: dict[str, int] = field(default_factory=dict)
@@ -218,7 +222,10 @@ class PartitionReducer:
 
     def run(self, facts: Sequence[bytes | memoryview | None]) -> BatchResult:
         """Reduce a batch of facts (raw bytes; ``None`` for a record without a value), in order."""
-        batch = _Batch(envelopes=[], result=BatchResult())
+        state = self.state
+        batch = _Batch(
+            envelopes=[], result=BatchResult(), clock=(state.watermark_ms, state.ahead_run, state.ahead_min_ms)
+        )
         self._fast_pass(facts, batch)
         for key in list(batch.failed):
             self._redo(key, batch)
@@ -228,13 +235,15 @@ class PartitionReducer:
     def _fast_pass(self, facts: Sequence[bytes | memoryview | None], batch: _Batch) -> None:
         state = self.state
         limit = self.limits.max_record_bytes
+        row_room = limit - RECORD_OVERHEAD
         values = self.values
         envelopes = batch.envelopes
-        positions_of = batch.families
+        observed = batch.observed
         bounds = batch.bounds
         careful = batch.careful
         failed = batch.failed
         rows = batch.result.rows
+        encode_row = _encode_row
         for position, raw in enumerate(facts):
             try:
                 if raw is None:
@@ -247,42 +256,53 @@ class PartitionReducer:
                 continue
             envelopes.append(envelope)
             if type(envelope.fact) is Initialize:
-                self._initialize(position, envelope, batch)
+                if self._initialize(position, envelope, batch):
+                    observed.append(envelope.observed_at_ms)
                 continue
             key = family_key(envelope)
-            positions = positions_of.get(key)
-            if positions is None:
-                positions = positions_of[key] = []
+            bound = bounds.get(key)
+            if bound is None:
                 value = values.get(key)
                 bound = 0 if value is None else len(value)
-            else:
-                if key in failed:
-                    positions.append(position)
-                    continue  # redone with the rest of its facts
-                bound = bounds[key]
-            positions.append(position)
+            elif failed and key in failed:
+                continue  # redone with the rest of its facts
             bound += GROWTH_PER_BYTE * len(raw) + GROWTH_PER_FACT
             bounds[key] = bound
             if bound > limit:
-                self._careful(position, key, envelope, batch, rows)  # sets the bound to the exact size
+                if self._careful(position, key, envelope, batch, rows):  # sets the bound to the exact size
+                    observed.append(envelope.observed_at_ms)
                 continue
             if careful:
                 careful.pop(key, None)  # the bytes kept for a rollback are stale once a fact changes it here
             try:
                 emitted = reduce(state, envelope)[1]
                 if emitted:
-                    encoded = _encode_rows(emitted, key, limit)
+                    room = row_room - 4 * len(key)  # 4 bytes per character bound the key's UTF-8
+                    encoded = [encode_row(row) for row in emitted]
                     for nth, row in enumerate(emitted):
-                        rows.append(RowOut(position, nth, key, encoded[nth], type(row)))
+                        value = encoded[nth]
+                        if len(value) > room:
+                            _check_row(row, value, key, limit)  # the exact rule, raises when too large
+                        rows.append(RowOut(position, nth, key, value, type(row)))
             except Exception:  # any failure of this fact: the family is redone carefully
                 failed[key] = position
+                continue
+            observed.append(envelope.observed_at_ms)
+
+    def _positions(self, key: str, batch: _Batch) -> list[int]:
+        """Positions of the batch's facts of family ``key`` (found again: needed only for a redo)."""
+        return [
+            position
+            for position, envelope in enumerate(batch.envelopes)
+            if envelope is not None and type(envelope.fact) is not Initialize and family_key(envelope) == key
+        ]
 
     def _refuse(self, batch: _Batch, position: int, reason: str, error: BaseException) -> None:
         batch.result.refused.append(Refusal(position, reason, error))
         batch.refused.add(position)
 
-    def _initialize(self, position: int, envelope: FactEnvelope, batch: _Batch) -> None:
-        """An ``Initialize``: changes one connection only, always checked before it is kept."""
+    def _initialize(self, position: int, envelope: FactEnvelope, batch: _Batch) -> bool:
+        """An ``Initialize``: changes one connection only, always checked before it is kept; ``False`` if refused."""
         state = self.state
         connections = state.connections
         fact = envelope.fact
@@ -300,7 +320,7 @@ class PartitionReducer:
             else:
                 connections[key] = before
             self._refuse(batch, position, _reason(error), error)
-            return
+            return False
         batch.journal.append((position, key, before, after))
         batch.connections.add(key)
         if before is None and len(connections) > self.limits.max_connections:
@@ -309,9 +329,12 @@ class PartitionReducer:
             batch.journal.append((position, oldest, evicted, None))
             batch.connections.add(oldest)
             bump(state, "connection_evicted")
+        return True
 
-    def _careful(self, position: int, key: str, envelope: FactEnvelope, batch: _Batch, rows: list[RowOut]) -> None:
-        """Reduce one fact of ``key`` with its family encoded before and after, and roll back on any failure."""
+    def _careful(self, position: int, key: str, envelope: FactEnvelope, batch: _Batch, rows: list[RowOut]) -> bool:
+        """Reduce one fact of ``key`` with its family encoded before and after, and roll back on any failure.
+
+        ``True`` if the fact was reduced; ``False`` if it was refused, or if the family must be redone."""
         families = self.state.families
         limit = self.limits.max_record_bytes
         before = batch.careful.get(key, _MISSING)
@@ -320,9 +343,8 @@ class PartitionReducer:
             try:
                 before = None if family is None else _encode_state(encode_family, family)
             except _StateUnencodable:  # an earlier fact of the batch broke it (F8): redo the family
-                positions = batch.families[key]
-                batch.failed[key] = positions[-2] if len(positions) > 1 else -1
-                return
+                batch.failed[key] = max((p for p in self._positions(key, batch) if p < position), default=-1)
+                return False
         assert before is None or isinstance(before, bytes)
         try:
             emitted = reduce(self.state, envelope)[1]
@@ -339,13 +361,14 @@ class PartitionReducer:
             batch.careful[key] = before
             batch.bounds[key] = 0 if before is None else len(before)
             self._refuse(batch, position, _reason(error), error)
-            return
+            return False
         batch.careful[key] = after
         batch.bounds[key] = 0 if after is None else len(after)
         rows.extend(
             RowOut(position, index, key, value, type(row))
             for index, (row, value) in enumerate(zip(emitted, encoded, strict=True))
         )
+        return True
 
     def _redo(self, key: str, batch: _Batch) -> None:
         """Reduce ``key``'s facts of this batch again, carefully, from its last changelog value."""
@@ -353,6 +376,7 @@ class PartitionReducer:
         rows = batch.result.rows
         rows[:] = [row for row in rows if row.family != key]
         reduced_until = batch.failed.pop(key)
+        batch.redone = True
         value = self.values.get(key)
         if value is None:
             state.families.pop(key, None)
@@ -363,7 +387,7 @@ class PartitionReducer:
         _wind_back(state.connections, journal)
         applied = 0
         drops = state.drops
-        for position in batch.families[key]:
+        for position in self._positions(key, batch):
             if position in batch.refused:
                 continue  # refused in careful mode before the fast pass gave up on the family
             while applied < len(journal) and journal[applied][0] < position:
@@ -385,7 +409,7 @@ class PartitionReducer:
         """Caps, the changelog values of what changed, the clock, expiry and the byte budget."""
         state = self.state
         result = batch.result
-        dirty = sorted(batch.families)
+        dirty = sorted(batch.bounds)
         enforce_caps(state, dirty)
         changed = self._encode_families(dirty, batch)
         if batch.failed:  # a record that cannot be written: redo those families, then encode them again
@@ -396,16 +420,17 @@ class PartitionReducer:
             for key in batch.failed:  # cannot happen (a redo keeps only checked values): never keep unwritable state
                 state.families.pop(key, None)
                 bump(state, "unwritable_family")
-                changed.append((key, None))
+                changed.append((FAMILY_PREFIX + key, None))
         refused = batch.refused
         envelopes = batch.envelopes
         result.refused.sort(key=_refusal_order)
         result.reduced = len(envelopes) - len(refused)
-        result.ahead = advance(
-            state,
-            (fact.observed_at_ms for p, fact in enumerate(envelopes) if fact is not None and p not in refused),
-            self.limits,
-        )
+        if batch.redone:  # the fast pass's order of reduced facts is not the final one: fold them again
+            state.watermark_ms, state.ahead_run, state.ahead_min_ms = batch.clock
+            batch.observed = [
+                fact.observed_at_ms for p, fact in enumerate(envelopes) if fact is not None and p not in refused
+            ]
+        result.ahead = advance(state, batch.observed, self.limits)
         evicted = self.idle_index.expire(state, self.idle_ttl_ms, dirty)
         self._release(evicted)  # before the budget looks at the size: expired families weigh nothing (F9)
         over_budget = self._enforce_budget()
@@ -413,9 +438,7 @@ class PartitionReducer:
             self._release(over_budget)
             self.idle_index.forget(over_budget)
             evicted.extend(over_budget)
-        records = result.changelog
-        for key, value in changed:
-            records.append((FAMILY_PREFIX + key, value))
+        records = result.changelog = changed
         for key in sorted(set(evicted)):
             records.append((FAMILY_PREFIX + key, None))
         for key in sorted(batch.connections):
@@ -424,9 +447,10 @@ class PartitionReducer:
         records.append((WATERMARK_KEY, encode_clock(state)))
 
     def _encode_families(self, keys: list[str], batch: _Batch) -> list[tuple[str, bytes | None]]:
-        """New changelog values of ``keys`` (``None``: gone), stored in :attr:`values`; failures go to redo."""
+        """Changelog records of ``keys`` (value ``None``: gone), stored in :attr:`values`; failures go to redo."""
         families = self.state.families
         values = self.values
+        limit = self.limits.max_record_bytes
         changed: list[tuple[str, bytes | None]] = []
         for key in keys:
             family = families.get(key)
@@ -435,10 +459,11 @@ class PartitionReducer:
                 new = None
             else:
                 try:
-                    new = _encode_state(encode_family, family)
-                    _check_record(FAMILY_PREFIX + key, new, self.limits)
+                    new = encode_family(family)
+                    if len(new) + 4 * len(key) + 2 > limit:  # maybe too large: the exact rule decides
+                        _check_record(FAMILY_PREFIX + key, new, self.limits)
                 except Exception:
-                    batch.failed[key] = batch.families[key][-1]
+                    batch.failed[key] = self._positions(key, batch)[-1]
                     continue
             if old is not None:
                 self.state_bytes -= len(old)
@@ -447,7 +472,7 @@ class PartitionReducer:
             else:
                 values[key] = new
                 self.state_bytes += len(new)
-            changed.append((key, new))
+            changed.append((FAMILY_PREFIX + key, new))
         return changed
 
     def _release(self, keys: Iterable[str]) -> None:
@@ -490,16 +515,21 @@ class PartitionReducer:
 def _encode_rows(rows: Sequence[Row], family: str, limit: int) -> list[bytes]:
     """Encode a fact's rows; raise when one cannot be encoded or would make a record over ``limit``."""
     encoded: list[bytes] = []
-    room = limit - len(family.encode()) - RECORD_OVERHEAD
     for row in rows:
         try:
             value = _encode_row(row)
         except Exception as error:
             raise _RowUnencodable(f"{type(row).__name__}: {type(error).__name__}: {error}") from error
-        if len(value) > room:
-            raise _RowTooLarge(f"{type(row).__name__} of {len(value)} bytes; a record allows {room} for it")
+        _check_row(row, value, family, limit)
         encoded.append(value)
     return encoded
+
+
+def _check_row(row: Row, value: bytes, family: str, limit: int) -> None:
+    """The row rule: its record (key = family, the value, the headers' bytes) must fit ``limit``."""
+    room = limit - len(family.encode()) - RECORD_OVERHEAD
+    if len(value) > room:
+        raise _RowTooLarge(f"{type(row).__name__} of {len(value)} bytes; a record allows {room} for it")
 
 
 def _encode_state(encode: object, value: FamilyState | ConnectionState) -> bytes:
