@@ -111,7 +111,7 @@ class ToolItemEventBase(msgspec.Struct, kw_only=True, gc=False):
     requested_network_access: bool
 
 
-class CommandExecutionEventParams(ToolItemEventBase):
+class CommandExecutionEventParams(ToolItemEventBase, kw_only=True):
     command_execution_source: str
     exit_code: int | None
     command_total_action_count: int
@@ -125,7 +125,7 @@ class CommandExecutionEvent(Row, tag="codex_command_execution_event"):
     event_params: CommandExecutionEventParams
 
 
-class FileChangeEventParams(ToolItemEventBase):
+class FileChangeEventParams(ToolItemEventBase, kw_only=True):
     file_change_count: int
     file_add_count: int
     file_update_count: int
@@ -137,7 +137,7 @@ class FileChangeEvent(Row, tag="codex_file_change_event"):
     event_params: FileChangeEventParams
 
 
-class McpToolCallEventParams(ToolItemEventBase):
+class McpToolCallEventParams(ToolItemEventBase, kw_only=True):
     mcp_server_name: str
     mcp_tool_name: str
     mcp_error_present: bool
@@ -147,7 +147,7 @@ class McpToolCallEvent(Row, tag="codex_mcp_tool_call_event"):
     event_params: McpToolCallEventParams
 
 
-class DynamicToolCallEventParams(ToolItemEventBase):
+class DynamicToolCallEventParams(ToolItemEventBase, kw_only=True):
     dynamic_tool_name: str
     success: bool | None
     output_content_item_count: int | None
@@ -159,7 +159,7 @@ class DynamicToolCallEvent(Row, tag="codex_dynamic_tool_call_event"):
     event_params: DynamicToolCallEventParams
 
 
-class CollabAgentToolCallEventParams(ToolItemEventBase):
+class CollabAgentToolCallEventParams(ToolItemEventBase, kw_only=True):
     sender_thread_id: str
     receiver_thread_count: int
     receiver_thread_ids: list[str] | None
@@ -174,7 +174,7 @@ class CollabAgentToolCallEvent(Row, tag="codex_collab_agent_tool_call_event"):
     event_params: CollabAgentToolCallEventParams
 
 
-class WebSearchEventParams(ToolItemEventBase):
+class WebSearchEventParams(ToolItemEventBase, kw_only=True):
     web_search_action: WebSearchActionKind | None
     query_present: bool
     query_count: int | None
@@ -184,7 +184,7 @@ class WebSearchEvent(Row, tag="codex_web_search_event"):
     event_params: WebSearchEventParams
 
 
-class ImageGenerationEventParams(ToolItemEventBase):
+class ImageGenerationEventParams(ToolItemEventBase, kw_only=True):
     revised_prompt_present: bool
     saved_path_present: bool
 
@@ -557,7 +557,7 @@ class PluginEventParams(msgspec.Struct, kw_only=True, gc=False):
     product_client_id: str | None
 
 
-class PluginUsedEventParams(PluginEventParams):
+class PluginUsedEventParams(PluginEventParams, kw_only=True):
     """``CodexPluginUsedMetadata`` at the baseline (no ``mcp_server_names``)."""
 
     thread_id: str | None

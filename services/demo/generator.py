@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,20 @@ _COMMAND_STATUSES: Final = ("completed", "completed", "failed", "declined", "com
 _THREE_WAY_STATUSES: Final = ("completed", "completed", "failed", "inProgress")
 _IMAGE_STATUSES: Final = ("completed", "failed", "error", "generating")
 _COMMAND_SOURCES: Final = ("agent", "userShell", "unifiedExecStartup", "unifiedExecInteraction")
-_COMMAND_ACTIONS: Final = ("read", "listFiles", "search", "unknown")
+_COMMAND_ACTIONS: Final[tuple[Json, ...]] = (
+    {"type": "read", "command": "cat src/lib.rs", "name": "lib.rs", "path": "/work/repo/src/lib.rs"},
+    {"type": "listFiles", "command": "ls src", "path": "src"},
+    {"type": "search", "command": "rg todo", "query": "todo", "path": None},
+    {"type": "unknown", "command": "make"},
+)
+_THREAD_IDS: Final = uuid.UUID("6d1f4c3e-8a52-4c1e-9a57-3f0b2d9e7c11")
+"""Namespace of the generated thread ids: real thread ids are UUIDs (``ThreadId``), and a
+``thread_spawn`` parent must be one."""
+
+
+def thread_uuid(label: str) -> str:
+    """The deterministic UUID thread id named by ``label``."""
+    return str(uuid.uuid5(_THREAD_IDS, label))
 _COLLAB_TOOLS: Final = ("spawnAgent", "sendInput", "resumeAgent", "wait", "closeAgent")
 _AGENT_STATES: Final = ("pendingInit", "running", "interrupted", "completed", "errored", "shutdown", "notFound")
 _WEB_ACTIONS: Final = ("none", "search", "search_queries", "openPage", "findInPage", "other")
@@ -145,7 +159,14 @@ _SUBAGENT_SOURCES: Final[tuple[Any, ...]] = (
     "memory_consolidation",
     {"other": "guardian"},
 )
-_NON_TOOL_ITEMS: Final = ("userMessage", "agentMessage", "reasoning", "plan", "contextCompaction")
+_NON_TOOL_ITEMS: Final[dict[str, Json]] = {
+    "userMessage": {"type": "userMessage", "clientId": None, "content": [{"type": "text", "text": "go on"}]},
+    "agentMessage": {"type": "agentMessage", "text": "Done.", "phase": None, "memoryCitation": None},
+    "reasoning": {"type": "reasoning", "summary": ["thinking"], "content": []},
+    "plan": {"type": "plan", "text": "1. fix the test"},
+    "contextCompaction": {"type": "contextCompaction"},
+}
+"""Items that are no tool, each with every field the protocol requires."""
 
 
 class GeneratedFact(NamedTuple):
@@ -324,7 +345,7 @@ class Workload:
 
         # 2. Families, interleaved.
         pending = [
-            (producers[index % len(producers)], f"thr-{index:05d}-{rng.getrandbits(32):08x}")
+            (producers[index % len(producers)], thread_uuid(f"thr-{index:05d}-{rng.getrandbits(32):08x}"))
             for index in range(self.threads)
         ]
         pending.reverse()
@@ -461,18 +482,44 @@ def _thread_response(
     thread = {
         "id": thread_id,
         "sessionId": f"session-{thread_id}",
+        "forkedFromId": thread_uuid(f"{thread_id}/forked-from") if method == "thread/fork" else None,
+        "parentThreadId": None,
+        "preview": "please fix the failing test",
         "ephemeral": method == "thread/fork",
+        "modelProvider": "openai",
         "createdAt": clock.now_s,
+        "updatedAt": clock.now_s,
+        "status": {"type": "idle"},
+        "path": None,
+        "cwd": "/work/repo",
+        "cliVersion": "0.99.0",
         "source": decks.thread_source.draw(),
         "threadSource": "user",
-        "cwd": "/work/repo",
-        "status": {"type": "idle"},
+        "agentNickname": None,
+        "agentRole": None,
+        "gitInfo": None,
+        "name": None,
+        "turns": [],
     }
     return {
         "kind": "client_response",
         "connection_id": connection_id,
         "request_id": request_id,
-        "response": {"method": method, "id": request_id, "response": {"thread": thread, "model": model}},
+        "response": {"method": method, "id": request_id, "response": {"thread": thread, **_thread_config(model)}},
+    }
+
+
+def _thread_config(model: str) -> Json:
+    """The rest of a thread start/resume/fork response: every field the protocol requires."""
+    return {
+        "model": model,
+        "modelProvider": "openai",
+        "serviceTier": None,
+        "cwd": "/work/repo",
+        "approvalPolicy": "on-request",
+        "approvalsReviewer": "user",
+        "sandbox": {"type": "dangerFullAccess"},
+        "reasoningEffort": None,
     }
 
 
@@ -707,9 +754,7 @@ def _tool_item(
                 "processId": None,
                 "source": decks.command_source.draw(),
                 "status": status or decks.command_status.draw(),
-                "commandActions": [
-                    {"type": rng.choice(_COMMAND_ACTIONS), "command": "cat x"} for _ in range(rng.randint(0, 4))
-                ],
+                "commandActions": [dict(rng.choice(_COMMAND_ACTIONS)) for _ in range(rng.randint(0, 4))],
                 "aggregatedOutput": None,
                 "exitCode": rng.choice((0, 0, 1, 101, None)),
                 "durationMs": rng.choice((None, rng.randint(5, 5_000))),
@@ -889,7 +934,7 @@ def _guardian_action(action: str, item_tool: str | None) -> Json:
                 "cwd": "/work",
             }
         case "applyPatch":
-            return {"type": "applyPatch", "cwd": "/work/repo", "files": ["src/lib.rs"]}
+            return {"type": "applyPatch", "cwd": "/work/repo", "files": ["/work/repo/src/lib.rs"]}
         case "networkAccess":
             return {
                 "type": "networkAccess",
@@ -1012,7 +1057,7 @@ class _Family:
         yield self.out(_thread_response(self.decks, self.clock, self.connection_id, request_id, self.root, self.model))
         threads = [self.root]
         while self.rng.random() < self.options.subagent_rate and len(self.subagents) < 3:
-            sub = f"{self.root}-sub{len(self.subagents) + 1}"
+            sub = thread_uuid(f"{self.root}-sub{len(self.subagents) + 1}")
             parent = self.rng.choice(threads)
             self.subagents.append(sub)
             threads.append(sub)
@@ -1100,8 +1145,7 @@ class _Family:
     def item(self, thread_id: str, turn_id: str, item_id: str) -> Iterator[_Out]:
         rng, clock = self.rng, self.clock
         if rng.random() < 0.15:
-            kind = rng.choice(_NON_TOOL_ITEMS)
-            item = {"type": kind, "id": item_id, "content": []}
+            item = dict(_NON_TOOL_ITEMS[rng.choice(tuple(_NON_TOOL_ITEMS))], id=item_id)
             base = {"threadId": thread_id, "turnId": turn_id}
             yield self.out(_notification("item/started", {**base, "item": item, "startedAtMs": clock.now_ms}))
             yield self.out(_notification("item/completed", {**base, "item": item, "completedAtMs": clock.now_ms}))
