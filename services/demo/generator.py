@@ -138,6 +138,8 @@ _THREAD_IDS: Final = uuid.UUID("6d1f4c3e-8a52-4c1e-9a57-3f0b2d9e7c11")
 def thread_uuid(label: str) -> str:
     """The deterministic UUID thread id named by ``label``."""
     return str(uuid.uuid5(_THREAD_IDS, label))
+
+
 _COLLAB_TOOLS: Final = ("spawnAgent", "sendInput", "resumeAgent", "wait", "closeAgent")
 _AGENT_STATES: Final = ("pendingInit", "running", "interrupted", "completed", "errored", "shutdown", "notFound")
 _WEB_ACTIONS: Final = ("none", "search", "search_queries", "openPage", "findInPage", "other")
