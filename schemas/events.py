@@ -207,6 +207,7 @@ class ThreadInitializedEventParams(msgspec.Struct, kw_only=True, gc=False):
     initialization_mode: ThreadInitializationMode
     subagent_source: str | None
     parent_thread_id: str | None
+    forked_from_thread_id: str | None
     created_at: int
 
 

@@ -145,6 +145,7 @@ class SubAgentThreadStarted(Fact, tag="subagent_thread_started"):
     created_at: int
     runtime: RuntimeMetadata
     parent_thread_id: str | None = None
+    forked_from_thread_id: str | None = None
     session_id: str | None = None
     ephemeral: bool = False
 

@@ -97,6 +97,7 @@ class Thread(_Camel):
     source: SessionSource = "unknown"
     thread_source: str | None = None
     parent_thread_id: str | None = None
+    forked_from_id: str | None = None
 
 
 class CodexErrorInfo(_Camel):

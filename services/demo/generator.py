@@ -527,14 +527,12 @@ def _thread_config(model: str) -> Json:
 
 def _subagent_started(decks: _Decks, clock: _Clock, thread_id: str, parent: str, model: str) -> Json:
     source = decks.subagent_source.draw()
-    explicit_parent: str | None = parent
     if source == "thread_spawn":
         source = {"thread_spawn": {"parent_thread_id": parent, "depth": 1, "agent_path": None}}
-        explicit_parent = None  # the reducer must take it from the spawn source
     return {
         "kind": "subagent_thread_started",
         "thread_id": thread_id,
-        "parent_thread_id": explicit_parent,
+        "parent_thread_id": parent,
         "product_client_id": "codex_cli_rs",
         "client_name": "codex-tui",
         "client_version": "1.0.0",
