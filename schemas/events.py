@@ -365,6 +365,8 @@ class CompactionEventParams(msgspec.Struct, kw_only=True, gc=False):
     error: str | None
     active_context_tokens_before: int
     active_context_tokens_after: int
+    retained_image_count: int | None
+    compaction_summary_tokens: int | None
     started_at: int
     completed_at: int
     duration_ms: int | None
@@ -462,6 +464,7 @@ class GuardianReviewEventParams(msgspec.Struct, kw_only=True, gc=False):
     decision: GuardianReviewDecision
     terminal_status: GuardianReviewTerminalStatus
     failure_reason: GuardianReviewFailureReason | None
+    attempt_count: int
     risk_level: str | None
     user_authorization: str | None
     outcome: str | None
@@ -559,8 +562,9 @@ class PluginEventParams(msgspec.Struct, kw_only=True, gc=False):
 
 
 class PluginUsedEventParams(PluginEventParams, kw_only=True):
-    """``CodexPluginUsedMetadata`` at the baseline (no ``mcp_server_names``)."""
+    """``CodexPluginUsedMetadata`` at b39f943a6: ``mcp_server_names`` is the capability summary's list."""
 
+    mcp_server_names: list[str] | None
     thread_id: str | None
     turn_id: str | None
     model_slug: str | None

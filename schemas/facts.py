@@ -168,6 +168,8 @@ class Compaction(Fact, tag="compaction", kw_only=True):
     error: str | None = None
     active_context_tokens_before: int
     active_context_tokens_after: int
+    retained_image_count: int | None = None
+    compaction_summary_tokens: int | None = None
     started_at: int
     completed_at: int
     duration_ms: int | None = None
@@ -191,6 +193,7 @@ class GuardianReviewFact(Fact, tag="guardian_review", kw_only=True):
     decision: GuardianReviewDecision
     terminal_status: GuardianReviewTerminalStatus
     failure_reason: GuardianReviewFailureReason | None = None
+    attempt_count: int = 1
     risk_level: str | None = None
     user_authorization: str | None = None
     outcome: str | None = None

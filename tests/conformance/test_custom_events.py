@@ -190,6 +190,8 @@ def test_compaction_event_serializes_expected_shape() -> None:
             error=None,
             active_context_tokens_before=120_000,
             active_context_tokens_after=18_000,
+            retained_image_count=None,
+            compaction_summary_tokens=None,
             started_at=100,
             completed_at=106,
             duration_ms=6543,
