@@ -231,7 +231,7 @@ TurnSteerRejectionReason = Literal[
 
 
 class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
-    """``CodexTurnEventParams`` at the PR-era baseline (43 keys; no ``workspace_kind``, no profile fields).
+    """``CodexTurnEventParams`` at b39f943a6 (53 keys: ``workspace_kind``, the core error, the time profile).
 
     ``model``, ``sandbox_policy``, ``collaboration_mode``, ``steer_count``, the tool counts and
     ``completed_at`` are ``Option`` in Rust but always set by the reducer. ``turn_error`` is the
@@ -260,10 +260,13 @@ class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
     sandbox_network_access: bool
     collaboration_mode: str | None
     personality: str | None
+    workspace_kind: str | None
     num_input_images: int
     is_first_turn: bool
     status: TurnEventStatus | None
     turn_error: Any
+    codex_error_kind: str | None
+    codex_error_http_status_code: int | None
     steer_count: int | None
     total_tool_call_count: int | None
     shell_command_count: int | None
@@ -278,6 +281,13 @@ class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
     output_tokens: int | None
     reasoning_output_tokens: int | None
     total_tokens: int | None
+    before_first_sampling_ms: int
+    sampling_ms: int
+    between_sampling_overhead_ms: int
+    tool_blocking_ms: int
+    after_last_sampling_ms: int
+    sampling_request_count: int
+    sampling_retry_count: int
     duration_ms: int | None
     started_at: int | None
     completed_at: int | None

@@ -260,6 +260,7 @@ class TurnResolvedConfig(Fact, tag="turn_resolved_config", kw_only=True):
     sandbox_network_access: bool
     collaboration_mode: str
     personality: str | None = None
+    workspace_kind: str | None = None
     is_first_turn: bool
     repo_hash: str | None = None
 
@@ -280,6 +281,75 @@ class TurnTokenUsage(Fact, tag="turn_token_usage"):
     turn_id: str
     thread_id: str
     token_usage: CoreTokenUsage
+
+
+class TurnProfile(msgspec.Struct, kw_only=True, gc=False):
+    """Core ``TurnProfile``: where a turn's time went, copied to the turn row."""
+
+    before_first_sampling_ms: int
+    sampling_ms: int
+    between_sampling_overhead_ms: int
+    tool_blocking_ms: int
+    after_last_sampling_ms: int
+    sampling_request_count: int
+    sampling_retry_count: int
+
+
+class TurnProfileFact(Fact, tag="turn_profile"):
+    """``TurnProfileFact``: the turn's time profile. At b39f943a6 a turn row waits for it."""
+
+    turn_id: str
+    profile: TurnProfile
+
+
+CodexErrKind = Literal[
+    "turn_aborted",
+    "stream",
+    "context_window_exceeded",
+    "thread_not_found",
+    "agent_limit_reached",
+    "session_configured_not_first_event",
+    "timeout",
+    "request_timeout",
+    "spawn",
+    "interrupted",
+    "unexpected_status",
+    "invalid_request",
+    "invalid_image_request",
+    "usage_limit_reached",
+    "server_overloaded",
+    "cyber_policy",
+    "response_stream_failed",
+    "connection_failed",
+    "quota_exceeded",
+    "usage_not_included",
+    "internal_server_error",
+    "retry_limit",
+    "internal_agent_died",
+    "sandbox",
+    "landlock_sandbox_executable_not_provided",
+    "unsupported_operation",
+    "refresh_token_failed",
+    "fatal",
+    "io",
+    "json",
+    "landlock_ruleset",
+    "landlock_path_fd",
+    "tokio_join",
+    "env_var",
+]
+"""``CodexErrKind``: the core error's kind, derived by the producer from its ``CodexErr``."""
+
+
+class TurnCodexErrorFact(Fact, tag="turn_codex_error"):
+    """``TurnCodexErrorFact``: the core error that ended a turn (its kind and HTTP status, if any).
+
+    ``error_kind`` is Rust's ``error.kind`` (``kind`` is the fact's tag)."""
+
+    turn_id: str
+    thread_id: str
+    error_kind: CodexErrKind
+    http_status_code: int | None = None
 
 
 class TrackEventsContext(msgspec.Struct, kw_only=True, gc=False):
@@ -417,6 +487,8 @@ FactKind = (
     | GuardianReviewFact
     | TurnResolvedConfig
     | TurnTokenUsage
+    | TurnProfileFact
+    | TurnCodexErrorFact
     | SkillInvoked
     | AppMentioned
     | AppUsed

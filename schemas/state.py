@@ -120,6 +120,25 @@ class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True, gc=False
     is_steer: bool = False
 
 
+class TurnProfileTimes(msgspec.Struct, kw_only=True, array_like=True, gc=False):
+    """A ``turn_profile`` fact's profile, copied to the turn row."""
+
+    before_first_sampling_ms: int
+    sampling_ms: int
+    between_sampling_overhead_ms: int
+    tool_blocking_ms: int
+    after_last_sampling_ms: int
+    sampling_request_count: int
+    sampling_retry_count: int
+
+
+class TurnCodexError(msgspec.Struct, kw_only=True, array_like=True, gc=False):
+    """A ``turn_codex_error`` fact: the core error's kind and HTTP status."""
+
+    kind: str
+    http_status_code: int | None = None
+
+
 class ToolCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     total: int = 0
     shell_command: int = 0
@@ -167,6 +186,7 @@ class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True, gc=False
     personality: str | None
     is_first_turn: bool
     repo_hash: str | None
+    workspace_kind: str | None = None
 
 
 class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
@@ -198,6 +218,8 @@ class TurnState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     latest_diff: DiffLineCounts | None = None
     steer_count: int = 0
     tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
+    profile: TurnProfileTimes | None = None
+    codex_error: TurnCodexError | None = None
 
 
 class FamilyState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):

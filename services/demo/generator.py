@@ -604,6 +604,7 @@ def _resolved_config(rng: random.Random, thread_id: str, turn_id: str, images: i
         "sandbox_network_access": rng.random() < 0.3,
         "collaboration_mode": rng.choice(("default", "plan", "pair_programming", "execute")),
         "personality": rng.choice((None, "none", "pragmatic", "friendly")),
+        "workspace_kind": rng.choice((None, "git", "non_git")),
         "is_first_turn": first,
         "repo_hash": rng.choice((None, "3f2c1e0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e")),
     }
@@ -625,6 +626,33 @@ def _token_usage(rng: random.Random, thread_id: str, turn_id: str) -> Json:
             "reasoning_output_tokens": reasoning,
             "total_tokens": input_tokens + output,
         },
+    }
+
+
+def _turn_profile(rng: random.Random, turn_id: str) -> Json:
+    return {
+        "kind": "turn_profile",
+        "turn_id": turn_id,
+        "profile": {
+            "before_first_sampling_ms": rng.randint(10, 500),
+            "sampling_ms": rng.randint(100, 9_000),
+            "between_sampling_overhead_ms": rng.randint(0, 200),
+            "tool_blocking_ms": rng.randint(0, 5_000),
+            "after_last_sampling_ms": rng.randint(0, 300),
+            "sampling_request_count": rng.randint(1, 6),
+            "sampling_retry_count": rng.choice((0, 0, 1)),
+        },
+    }
+
+
+def _codex_error(rng: random.Random, thread_id: str, turn_id: str) -> Json:
+    kind, status = rng.choice((("server_overloaded", None), ("unexpected_status", 500), ("stream", None)))
+    return {
+        "kind": "turn_codex_error",
+        "turn_id": turn_id,
+        "thread_id": thread_id,
+        "error_kind": kind,
+        "http_status_code": status,
     }
 
 
@@ -1124,7 +1152,14 @@ class _Family:
         )
         if status == "failed":
             ended["error"] = error
+            if rng.random() < 0.7:
+                yield self.out(_codex_error(rng, thread_id, turn_id))
+        profile_first = rng.random() < 0.7  # the turn row waits for both; either may come last
+        if profile_first:
+            yield self.out(_turn_profile(rng, turn_id))
         yield self.out(_notification("turn/completed", {"threadId": thread_id, "turn": ended}))
+        if not profile_first and rng.random() < 0.95:
+            yield self.out(_turn_profile(rng, turn_id))
 
     def steer(self, thread_id: str, turn_id: str) -> Iterator[_Out]:
         request_id = self.producer.client_request_id(self.connection_id)
