@@ -4,6 +4,7 @@ Usage::
 
     python -m tools.differential --oracle /work/oracle/b39f943a6/codex-analytics-oracle facts.jsonl
     python -m tools.differential --oracle BIN --seed 1 --seed 2 --threads 300
+    python -m tools.differential --corpus        # the committed golden corpus, no Rust needed
 
 Input: fact envelope files (JSON lines, as ``replay`` reads them), or generated workloads
 (``--seed``, one :class:`services.demo.generator.Workload` per seed). Exit status 0 when every row is
@@ -20,14 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.demo.generator import Workload
+from tools.differential.corpus import CORPUS_DIR, facts_sha256, read, workload_facts
 from tools.differential.documented import DEFAULT_PATH, DocumentedDifferencesError, load
-from tools.differential.runner import Report, compare, read_envelopes
+from tools.differential.runner import Report, compare, compare_results, read_envelopes
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.differential", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="*", type=Path, help="fact envelope files (JSON lines)")
-    parser.add_argument("--oracle", required=True, type=Path, help="the codex-analytics-oracle binary")
+    parser.add_argument("--oracle", type=Path, help="the codex-analytics-oracle binary")
+    parser.add_argument("--corpus", action="store_true", help="compare with the committed golden corpus instead")
     parser.add_argument("--seed", type=int, action="append", default=[], help="generate a workload with this seed")
     parser.add_argument("--threads", type=int, default=100, help="families per generated workload (default: 100)")
     parser.add_argument("--producers", type=int, default=2, help="producers per generated workload (default: 2)")
@@ -38,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not args.inputs and not args.seed:
-        _parser().error("give fact files or --seed")
+    if args.corpus == bool(args.inputs or args.seed) or (args.oracle is None) != args.corpus:
+        _parser().error("give --oracle with fact files or --seed, or --corpus alone")
     try:
         table = load(args.differences)
     except (OSError, DocumentedDifferencesError) as exc:
@@ -53,8 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for seed in args.seed:
         workload = Workload(seed=seed, threads=args.threads, producers=args.producers)
         streams.append((f"seed {seed}", [fact.value for fact in workload.facts() if fact.poison is None]))
+    reports: list[tuple[str, Report]] = []
+    if args.corpus:
+        for path in sorted(CORPUS_DIR.glob("*.jsonl.xz")):
+            corpus = read(path)
+            facts = workload_facts(corpus.workload)
+            if facts_sha256(facts) != corpus.facts_sha256:
+                print(f"differential: {path.name}: the generator changed; rebuild the corpus", file=sys.stderr)
+                return 1
+            reports.append((corpus.name, compare_results(facts, corpus.results, table)))
     for name, envelopes in streams:
-        report = compare(envelopes, args.oracle, table)
+        reports.append((name, compare(envelopes, args.oracle, table)))
+    for name, report in reports:
         print(
             f"{name}: {report.facts} facts, {report.rows_compared} rows, {report.rows_different} different",
             file=sys.stderr,

@@ -136,9 +136,14 @@ def _error_class(message: str) -> str:
 
 
 def compare(envelopes: Sequence[bytes], binary: Path, table: list[Accepted]) -> Report:
+    """Run both reducers over ``envelopes`` and compare."""
+    return compare_results(envelopes, run_oracle(binary, envelopes), table)
+
+
+def compare_results(envelopes: Sequence[bytes], theirs: Sequence[OracleResult], table: list[Accepted]) -> Report:
+    """Run our reducer over ``envelopes`` and compare with the oracle's results ``theirs`` (e.g. a corpus)."""
     report = Report(facts=len(envelopes))
     ours = run_ours(envelopes)
-    theirs = run_oracle(binary, envelopes)
     for index, (our_rows, oracle) in enumerate(zip(ours, theirs, strict=True)):
         if isinstance(our_rows, str):
             report.our_decode_errors[our_rows.split(":")[0]] += 1
