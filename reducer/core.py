@@ -98,11 +98,13 @@ Handler = Callable[[PartitionState, FactEnvelope, Any, list[Row]], None]
 
 
 def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionState, list[Row]]:
-    """Apply one fact; return the (same, updated) state and the rows it completes, in order."""
+    """Apply one fact; return the (same, updated) state and the rows it completes, in order.
+
+    The partition's watermark is not moved here: :mod:`reducer.clock` moves it, once per batch, for the
+    facts the containment boundary (:mod:`reducer.boundary`) reduced.
+    """
     rows: list[Row] = []
     observed = envelope.observed_at_ms
-    if observed > state.watermark_ms:
-        state.watermark_ms = observed
     fact = envelope.fact
     if type(fact) is not Initialize:  # a broadcast belongs to no family, not even its producer's unrouted one
         family = state.families.get(family_key(envelope))

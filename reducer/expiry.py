@@ -135,6 +135,16 @@ class IdleIndex:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the entries of families evicted by something else (the byte budget); keeps the heap at most
+        about twice the size of the state, so a stream of short-lived families cannot grow it."""
+        indexed = self._indexed
+        for key in keys:
+            indexed.pop(key, None)
+        if len(self._heap) > 2 * len(indexed) + 1024:
+            self._heap = [(seen, key) for key, seen in indexed.items()]
+            heapq.heapify(self._heap)
+
     def expire(self, state: PartitionState, idle_ttl_ms: int, touched: Iterable[str]) -> list[str]:
         """Evict what ``expire(state, idle_ttl_ms)`` would evict; return the keys (in no particular order)."""
         if idle_ttl_ms < 0:

@@ -8,7 +8,7 @@ record key             value                                         tombstone (
 =====================  ============================================  ===================================
 ``t:<family key>``     :func:`schemas.codec.encode_family` (msgpack)  the family expired or emptied
 ``c:<connection key>`` :func:`schemas.codec.encode_connection`       the connection is gone
-``w:``                 the watermark (``observed_at_ms``) as msgpack  watermark back to 0
+``w:``                 the clock (:func:`encode_clock`) as msgpack    watermark back to 0
 =====================  ============================================  ===================================
 
 ``state.drops`` is runtime diagnostics and is never stored. :func:`restore` applies records in order
@@ -31,7 +31,9 @@ __all__ = [
     "FAMILY_PREFIX",
     "WATERMARK_KEY",
     "changelog_records",
+    "encode_clock",
     "restore",
+    "restore_values",
     "snapshot",
 ]
 
@@ -42,7 +44,25 @@ WATERMARK_KEY: Final = "w:"
 ChangelogRecord = tuple[str, bytes | None]
 
 _watermark_encoder: Final = msgspec.msgpack.Encoder()
-_watermark_decoder: Final = msgspec.msgpack.Decoder(int)
+_watermark_decoder: Final = msgspec.msgpack.Decoder(int | list[int])
+
+
+def encode_clock(state: PartitionState) -> bytes:
+    """The ``w:`` value: the watermark as an int, or ``[watermark, ahead_run, ahead_min_ms]`` while a run of
+    facts too far ahead is open (``reducer.clock``). Changelogs written before the run existed hold the int."""
+    if state.ahead_run:
+        return _watermark_encoder.encode([state.watermark_ms, state.ahead_run, state.ahead_min_ms])
+    return _watermark_encoder.encode(state.watermark_ms)
+
+
+def _decode_clock(state: PartitionState, value: bytes | None) -> None:
+    decoded = 0 if value is None else _watermark_decoder.decode(value)
+    if isinstance(decoded, int):
+        state.watermark_ms, state.ahead_run, state.ahead_min_ms = decoded, 0, 0
+    elif len(decoded) == 3:
+        state.watermark_ms, state.ahead_run, state.ahead_min_ms = decoded
+    else:
+        raise ValueError(f"clock record {decoded!r} is neither an int nor [watermark, run, run minimum]")
 
 
 def snapshot(state: PartitionState) -> dict[str, bytes]:
@@ -50,7 +70,7 @@ def snapshot(state: PartitionState) -> dict[str, bytes]:
     records: dict[str, bytes] = {FAMILY_PREFIX + key: encode_family(family) for key, family in state.families.items()}
     for key, connection in state.connections.items():
         records[CONNECTION_PREFIX + key] = encode_connection(connection)
-    records[WATERMARK_KEY] = _watermark_encoder.encode(state.watermark_ms)
+    records[WATERMARK_KEY] = encode_clock(state)
     return records
 
 
@@ -68,7 +88,7 @@ def changelog_records(
     for key in connection_keys:
         connection = state.connections.get(key)
         records.append((CONNECTION_PREFIX + key, None if connection is None else encode_connection(connection)))
-    records.append((WATERMARK_KEY, _watermark_encoder.encode(state.watermark_ms)))
+    records.append((WATERMARK_KEY, encode_clock(state)))
     return records
 
 
@@ -79,24 +99,34 @@ def restore(records: Iterable[tuple[str, bytes | None]]) -> PartitionState:
     and ``msgspec.DecodeError`` on a value that does not decode: a state we cannot read must stop the
     restore rather than silently lose families.
     """
+    return restore_values(records)[0]
+
+
+def restore_values(records: Iterable[tuple[str, bytes | None]]) -> tuple[PartitionState, dict[str, bytes]]:
+    """:func:`restore`, also returning the live records' values (``{changelog key: value}``, no tombstones).
+
+    Only the last record of each key is decoded, as a compacted topic read from the start would hold it.
+    """
+    latest: dict[str, bytes | None] = {}
+    for key, value in records:
+        if not key.startswith((FAMILY_PREFIX, CONNECTION_PREFIX)) and key != WATERMARK_KEY:
+            raise ValueError(f"changelog record key {key!r} has no known prefix ('t:', 'c:', 'w:')")
+        if value is None:
+            latest.pop(key, None)  # a key written again after its tombstone comes last, as a new one
+        latest[key] = value
     state = PartitionState()
     families = state.families
     connections = state.connections
-    for key, value in records:
+    values: dict[str, bytes] = {}
+    for key, value in latest.items():
+        if key == WATERMARK_KEY:
+            _decode_clock(state, value)
+            continue
+        if value is None:
+            continue
+        values[key] = value
         if key.startswith(FAMILY_PREFIX):
-            name = key[len(FAMILY_PREFIX) :]
-            if value is None:
-                families.pop(name, None)
-            else:
-                families[name] = decode_family(value)
-        elif key.startswith(CONNECTION_PREFIX):
-            name = key[len(CONNECTION_PREFIX) :]
-            if value is None:
-                connections.pop(name, None)
-            else:
-                connections[name] = decode_connection(value)
-        elif key == WATERMARK_KEY:
-            state.watermark_ms = 0 if value is None else _watermark_decoder.decode(value)
+            families[key[len(FAMILY_PREFIX) :]] = decode_family(value)
         else:
-            raise ValueError(f"changelog record key {key!r} has no known prefix ('t:', 'c:', 'w:')")
-    return state
+            connections[key[len(CONNECTION_PREFIX) :]] = decode_connection(value)
+    return state, values

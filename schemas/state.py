@@ -249,7 +249,11 @@ class PartitionState(msgspec.Struct, kw_only=True, gc=False):
     connections: dict[str, ConnectionState] = {}
     families: dict[str, FamilyState] = {}
     watermark_ms: int = 0
-    """Largest ``observed_at_ms`` seen on the partition; families idle for longer than the TTL expire."""
+    """The partition's fact time (``reducer.clock``); families idle for longer than the TTL before it expire."""
+    ahead_run: int = 0
+    """Consecutive facts (up to now) observed too far ahead of the watermark to move it (``reducer.clock``)."""
+    ahead_min_ms: int = 0
+    """Earliest ``observed_at_ms`` of that run (0 when there is none)."""
     drops: dict[str, int] = {}
     """Facts or rows the rules drop, by reason (``missing_context``, ``unknown_request``, ...).
 

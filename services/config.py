@@ -31,6 +31,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 import msgspec
 import msgspec.inspect as mi
 
+from reducer.limits import DEFAULT_LIMITS, Limits
 from services.errors import ConfigError
 
 __all__ = [
@@ -331,6 +332,59 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
         float,
         setting("PROCESSOR_LAG_INTERVAL_S", "Seconds between two exports of the group's consumer lag.", gt=0),
     ] = 15.0
+    max_backlog_bytes: Annotated[
+        int,
+        setting(
+            "PROCESSOR_MAX_BACKLOG_BYTES",
+            "Value bytes a partition may hold fetched but not yet committed (its transaction in flight plus "
+            "its backlog); over it, the partition's fetching pauses until its commits bring it back under.",
+            ge=1024,
+        ),
+    ] = 64 * MIB
+    stall_after_s: Annotated[
+        float,
+        setting(
+            "PROCESSOR_STALL_AFTER_S",
+            "A partition with lag (facts fetched or on the topic, not committed) that has not committed for this "
+            "many seconds counts as stalled: metric, log line, and /readyz answers 503.",
+            gt=0,
+        ),
+    ] = 60.0
+    max_clock_skew_ms: Annotated[
+        int,
+        setting(
+            "PROCESSOR_MAX_CLOCK_SKEW_MS",
+            "A fact observed more than this far ahead of its partition's watermark (fact time) does not move the "
+            "watermark, so it expires nothing.",
+            ge=0,
+        ),
+    ] = DEFAULT_LIMITS.max_clock_skew_ms
+    clock_jump_facts: Annotated[
+        int,
+        setting(
+            "PROCESSOR_CLOCK_JUMP_FACTS",
+            "... unless this many consecutive facts of the partition are all that far ahead: then the watermark "
+            "jumps to the earliest of them.",
+            ge=1,
+        ),
+    ] = DEFAULT_LIMITS.clock_jump_facts
+    state_budget_bytes: Annotated[
+        int,
+        setting(
+            "PROCESSOR_STATE_BUDGET_BYTES",
+            "Encoded size of one partition's families; over it, the longest-idle families are evicted (a counted "
+            "drop) until the state is under 90 % of it.",
+            ge=64 * 1024,
+        ),
+    ] = DEFAULT_LIMITS.state_budget_bytes
+    max_connections: Annotated[
+        int,
+        setting(
+            "PROCESSOR_MAX_CONNECTIONS",
+            "Connections remembered per partition; the oldest is evicted (a counted drop).",
+            ge=1,
+        ),
+    ] = DEFAULT_LIMITS.max_connections
     metrics_port: Annotated[
         int,
         setting("PROCESSOR_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535),
@@ -346,6 +400,17 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
             )
         if self.facts_topic == self.events_topic:
             raise ValueError("PROCESSOR_FACTS_TOPIC and PROCESSOR_EVENTS_TOPIC must differ")
+
+    def limits(self, *, max_record_bytes: int) -> Limits:
+        """The containment boundary's bounds: these settings, and ``max_record_bytes`` as read from the broker
+        at start (``services.processor.broker_limits``)."""
+        return Limits(
+            max_record_bytes=max_record_bytes,
+            max_clock_skew_ms=self.max_clock_skew_ms,
+            clock_jump_facts=self.clock_jump_facts,
+            state_budget_bytes=self.state_budget_bytes,
+            max_connections=self.max_connections,
+        )
 
 
 # --------------------------------------------------------------------------------------------------------

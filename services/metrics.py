@@ -11,7 +11,8 @@ Labels are low-cardinality by construction: status classes, reasons, event types
 
 * ``GET /metrics``: the registry, in the Prometheus text format;
 * ``GET /healthz``: 200 while the process is alive (liveness);
-* ``GET /readyz``: 200 when the service's readiness callback returns true, else 503 (readiness).
+* ``GET /readyz``: 200 when the service's readiness callback returns true, else 503 (readiness); a
+  callback that returns a :class:`Readiness` also gives the 503's body its reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final
+from typing import Final, NamedTuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -28,6 +29,8 @@ __all__ = [
     "PREFIX",
     "MetricsServer",
     "ProcessorMetrics",
+    "PublisherMetrics",
+    "Readiness",
     "SenderMetrics",
     "consumer_lag_gauge",
     "start_metrics_server",
@@ -164,17 +167,88 @@ class ProcessorMetrics:
             ["partition", "kind"],
             registry=registry,
         )
-        self.producer_buffer_overflows = Counter(
-            f"{p}_producer_buffer_overflows",
-            "Times a produce call found the producer's buffer full and had to wait.",
+        self.facts_dropped = Counter(
+            f"{p}_facts_dropped",
+            "Facts, or parts of the state, the reducer's rules dropped, by reason (the reducer's drop reasons: "
+            "unknown ids, caps, expiry, budget and connection evictions, ...). Counted when the transaction "
+            "that drops them commits.",
+            ["reason"],
+            registry=registry,
+        )
+        self.limit_hits = Counter(
+            f"{p}_limit_hits",
+            "Times a bound of the containment boundary was hit, by limit (a PROCESSOR_* setting or the "
+            "broker's record size).",
+            ["limit"],
+            registry=registry,
+        )
+        self.state_bytes = Gauge(
+            f"{p}_state_bytes",
+            "Encoded size (changelog bytes) of one input partition's state.",
+            ["partition"],
+            registry=registry,
+        )
+        self.backlog_bytes = Gauge(
+            f"{p}_backlog_bytes",
+            "Value bytes held per input partition, fetched but not yet committed (transaction in flight plus "
+            "backlog).",
+            ["partition"],
+            registry=registry,
+        )
+        self.fetch_pauses = Counter(
+            f"{p}_fetch_pauses",
+            "Times a partition's fetching was paused, by reason (backlog_records: PROCESSOR_MAX_BATCH_RECORDS "
+            "waiting; backlog_bytes: PROCESSOR_MAX_BACKLOG_BYTES held).",
+            ["reason"],
+            registry=registry,
+        )
+        self.partition_stalled = Gauge(
+            f"{p}_partition_stalled",
+            "1 while an owned partition has lag and has not committed for PROCESSOR_STALL_AFTER_S, else 0.",
+            ["partition"],
+            registry=registry,
+        )
+        self.seconds_since_commit = Gauge(
+            f"{p}_seconds_since_commit",
+            "Seconds since an owned partition last committed (since it was taken, before its first commit).",
+            ["partition"],
             registry=registry,
         )
         self.consumer_lag = consumer_lag_gauge(registry)
 
 
 # --------------------------------------------------------------------------------------------------------
+# Publisher (services.producer.FactPublisher, embedded in an app-server)
+# --------------------------------------------------------------------------------------------------------
+
+
+class PublisherMetrics:
+    """Metrics of a :class:`~services.producer.FactPublisher`, for the app-server that embeds it.
+
+    The app-server registers them in its own registry and wires the publisher's callback:
+    ``FactPublisher(..., on_overflow=PublisherMetrics(registry).buffer_overflows.inc)``. The reducer never
+    sees these facts, so it cannot count them.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.buffer_overflows = Counter(
+            f"{PREFIX}_publisher_buffer_overflows",
+            "Facts FactPublisher refused because its in-memory buffer was full (track_* returned False): "
+            "facts lost at the source.",
+            registry=registry,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------
 # HTTP exposition
 # --------------------------------------------------------------------------------------------------------
+
+
+class Readiness(NamedTuple):
+    """A readiness verdict with its reason (the body of a 503 from ``/readyz``)."""
+
+    ready: bool
+    detail: str = ""
 
 
 class MetricsServer:
@@ -203,12 +277,13 @@ def start_metrics_server(
     port: int,
     registry: CollectorRegistry,
     *,
-    ready: Callable[[], bool] = lambda: True,
+    ready: Callable[[], bool | Readiness] = lambda: True,
     host: str = "0.0.0.0",  # all interfaces: scraped from outside the pod
 ) -> MetricsServer:
     """Serve ``registry`` on ``host:port`` (port 0: any free port); ``ready()`` answers ``/readyz``.
 
     ``ready`` is called on the server's thread: it must be cheap and thread-safe (reading a flag is).
+    A :class:`Readiness` answer's ``detail`` becomes the body of a 503 (``not ready: <detail>``).
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -220,13 +295,16 @@ def start_metrics_server(
                 self._answer(HTTPStatus.OK, b"ok\n")
             elif path == "/readyz":
                 try:
-                    is_ready = ready()
+                    verdict = ready()
                 except Exception:  # a failing readiness check means "not ready", never a crash
-                    is_ready = False
-                if is_ready:
+                    verdict = False
+                if not isinstance(verdict, Readiness):
+                    verdict = Readiness(bool(verdict))
+                if verdict.ready:
                     self._answer(HTTPStatus.OK, b"ready\n")
                 else:
-                    self._answer(HTTPStatus.SERVICE_UNAVAILABLE, b"not ready\n")
+                    reason = f": {verdict.detail}" if verdict.detail else ""
+                    self._answer(HTTPStatus.SERVICE_UNAVAILABLE, f"not ready{reason}\n".encode())
             else:
                 self._answer(HTTPStatus.NOT_FOUND, b"try /metrics, /healthz or /readyz\n")
 

@@ -6,9 +6,10 @@ The offline twin of the Kafka processor (Kafka Streams' TopologyTestDriver idea)
 with the same encoder the processor uses (:func:`schemas.codec.encode_row`), so the output bytes are
 the bytes the processor would publish.
 
-Lines that do not decode are reported on stderr with their line number, the decode error's ``reason``
-(``undecodable``, ``unsupported_version``, ``invalid``, ``oversized``) and msgspec's message, and skipped.
-A fact that decodes but that the reducer cannot process is reported as ``unprocessable``. Blank lines are
+Every line goes through the processor's containment boundary (:mod:`reducer.boundary`), with the same
+bounds, idle expiry and batch-end rules: a line the processor would dead-letter is reported on stderr with
+its line number, the same ``reason`` (``undecodable``, ``invalid``, ``too_deep``, ``reducer_error``,
+``state_too_large``, ...) and message, and skipped, whatever its bytes; replay goes on. Blank lines are
 ignored. Exit status is 0, or 1 with ``--strict`` when any line was reported; 2 for usage errors.
 
 Usage::
@@ -28,14 +29,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Final
 
-from reducer import initial_state, reduce
-from schemas.codec import FactDecodeError, decode_fact, encode_row
+import msgspec
+
+from reducer.boundary import PartitionReducer
+from reducer.limits import DEFAULT_LIMITS, Limits
+from schemas.codec import FactDecodeError
 from schemas.events import Row
 
 __all__ = ["ReplayStats", "main", "replay"]
 
-WRITE_CHUNK_BYTES: Final = 1 << 16
-"""Rows are buffered and written in chunks of about this many bytes."""
+BATCH_LINES: Final = 1000
+"""Lines reduced together: caps, idle expiry and the state budget apply at batch ends, as in the processor."""
+DEFAULT_IDLE_TTL_MS: Final = 24 * 3600 * 1000
+"""The processor's default ``PROCESSOR_IDLE_TTL_MS``."""
 PROGRESS_CHECK_LINES: Final = 4096
 """How often (in lines) the progress clock is looked at."""
 
@@ -85,51 +91,53 @@ def replay(
     err: IO[str],
     progress: bool = False,
     progress_interval_s: float = 1.0,
+    idle_ttl_ms: int = DEFAULT_IDLE_TTL_MS,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_lines: int = BATCH_LINES,
 ) -> ReplayStats:
     """Reduce every line of ``lines`` (JSON fact envelopes) and write the rows to ``out``.
 
-    Decode and processing errors are reported on ``err`` and skipped; ``progress`` adds a progress
+    The lines go through the processor's containment boundary (:class:`reducer.boundary.PartitionReducer`)
+    in batches of ``batch_lines``: a line it refuses (any bytes, a reducer error, a row or state too large)
+    is reported on ``err`` with its line number and reason, and replay goes on. ``progress`` adds a progress
     line on ``err`` about every ``progress_interval_s`` seconds.
     """
     stats = ReplayStats()
-    state = initial_state()
+    partition = PartitionReducer(idle_ttl_ms=idle_ttl_ms, limits=limits)
     tags: dict[type[Row], str] = {}
     rows_by_type = stats.rows_by_type
     errors_by_reason = stats.errors_by_reason
-    pending: list[bytes] = []
-    pending_bytes = 0
     started = time.perf_counter()
     next_progress = started + progress_interval_s
     number = 0
+    batch: list[bytes] = []
+    numbers: list[int] = []
+
+    def run_batch() -> None:
+        result = partition.run(batch)
+        for refusal in result.refused:
+            errors_by_reason[refusal.reason] += 1
+            err.write(f"line {numbers[refusal.position]}: {refusal.reason}: {_describe(refusal.error)}\n")
+        stats.facts += result.reduced
+        pending: list[bytes] = []
+        for row in result.rows:
+            tag = tags.get(row.cls)
+            if tag is None:
+                tag = tags[row.cls] = str(row.cls.__struct_config__.tag)
+            rows_by_type[tag] += 1
+            pending.append(row.value)
+        _flush(out, pending)
+        batch.clear()
+        numbers.clear()
 
     for number, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
         if not raw or raw.isspace():
             continue
-        try:
-            envelope = decode_fact(raw)
-        except FactDecodeError as exc:
-            errors_by_reason[exc.reason] += 1
-            err.write(f"line {number}: {exc.reason}: {exc}\n")
-            continue
-        try:
-            state, rows = reduce(state, envelope)
-        except Exception as exc:  # a reducer bug must not end a long replay; report like a bad line
-            errors_by_reason["unprocessable"] += 1
-            err.write(f"line {number}: unprocessable: {type(exc).__name__}: {exc}\n")
-            continue
-        stats.facts += 1
-        for row in rows:
-            tag = tags.get(type(row))
-            if tag is None:
-                tag = tags[type(row)] = str(type(row).__struct_config__.tag)
-            rows_by_type[tag] += 1
-            encoded = encode_row(row)
-            pending.append(encoded)
-            pending_bytes += len(encoded) + 1
-        if pending_bytes >= WRITE_CHUNK_BYTES:
-            _flush(out, pending)
-            pending_bytes = 0
+        batch.append(raw)
+        numbers.append(number)
+        if len(batch) >= batch_lines:
+            run_batch()
         if progress and number % PROGRESS_CHECK_LINES == 0:
             now = time.perf_counter()
             if now >= next_progress:
@@ -138,13 +146,21 @@ def replay(
                 err.write(stats.progress() + "\n")
                 err.flush()
                 next_progress = now + progress_interval_s
-    _flush(out, pending)
+    if batch:
+        run_batch()
     out.flush()
     stats.lines = number
     stats.rows = sum(rows_by_type.values())
-    stats.drops = dict(state.drops)
+    stats.drops = dict(partition.state.drops)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _describe(error: BaseException) -> str:
+    """A refusal's message: the decode error's own text, or the exception class and message."""
+    if isinstance(error, FactDecodeError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _flush(out: IO[bytes], pending: list[bytes]) -> None:
@@ -177,7 +193,30 @@ def _parser() -> argparse.ArgumentParser:
         help="print progress on stderr about once a second (the default when stderr is a terminal)",
     )
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr (errors are still reported)")
+    parser.add_argument(
+        "--idle-ttl-ms",
+        type=_non_negative,
+        default=DEFAULT_IDLE_TTL_MS,
+        help="evict a thread family idle this long in fact time, like PROCESSOR_IDLE_TTL_MS (default: 24 h)",
+    )
+    parser.add_argument(
+        "--max-record-bytes",
+        type=_non_negative,
+        default=DEFAULT_LIMITS.max_record_bytes,
+        help="largest row or state record; the processor reads it from the broker "
+        f"(default: {DEFAULT_LIMITS.max_record_bytes}, for Kafka's default max.message.bytes)",
+    )
     return parser
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         source.close()
         return 2
     try:
-        stats = replay(source, sink, err=err, progress=progress)
+        limits = msgspec.structs.replace(DEFAULT_LIMITS, max_record_bytes=args.max_record_bytes)
+        stats = replay(source, sink, err=err, progress=progress, idle_ttl_ms=args.idle_ttl_ms, limits=limits)
     except BrokenPipeError:
         # The reader of stdout went away (``replay ... | head``): stop quietly, like other CLI tools.
         devnull = os.open(os.devnull, os.O_WRONLY)

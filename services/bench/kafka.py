@@ -1058,17 +1058,20 @@ async def run_b6(env: KafkaEnv, plan: Plan, copy: Copy, *, force_profile: bool =
     return report
 
 
+_RESTORE_TTL_MS = 24 * 3600 * 1000
+
+
 async def _restore_once(env: KafkaEnv, topic: str) -> tuple[float, int]:
     consumer = restore_consumer(bootstrap_servers=env.bootstrap)
     await consumer.start()
     try:
         started = time.perf_counter()
-        states = await restore_states(consumer, topic, [0], crash=CrashPoints(None))
+        states = await restore_states(consumer, topic, [0], crash=CrashPoints(None), idle_ttl_ms=_RESTORE_TTL_MS)
         elapsed = time.perf_counter() - started
     finally:
         await consumer.stop()
-    state, _input_offset = states[0]
-    return elapsed, len(state.families)
+    reducer, _input_offset = states[0]
+    return elapsed, len(reducer.state.families)
 
 
 async def _consume_once(env: KafkaEnv, topic: str) -> float:

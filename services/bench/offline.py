@@ -22,6 +22,7 @@ import msgspec
 from aiokafka.structs import ConsumerRecord
 
 from reducer import initial_state, reduce
+from reducer.boundary import PartitionReducer
 from schemas.codec import decode_fact, encode_family, encode_row
 from schemas.facts import FactEnvelope
 from services.bench.common import CaseReport, Row, profile_summary, rss_bytes, say
@@ -71,7 +72,7 @@ def fake_records(values: Iterable[bytes], *, topic: str = "facts", partition: in
 def offline_worker(idle_ttl_ms: int) -> PartitionWorker:
     """A fresh partition worker without a producer: its batch path runs, nothing is committed."""
     return PartitionWorker(
-        topic="facts", partition=0, producer=None, state=initial_state(), next_offset=0, idle_ttl_ms=idle_ttl_ms
+        topic="facts", partition=0, producer=None, reducer=PartitionReducer(idle_ttl_ms=idle_ttl_ms), next_offset=0
     )
 
 

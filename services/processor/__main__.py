@@ -53,7 +53,9 @@ async def serve(config: ProcessorConfig) -> None:
         client_id=f"reducer-{socket.gethostname()}-{os.getpid()}",
         negative_control=os.environ.get("RA_NEGATIVE_CONTROL") or None,
     )
-    server = start_metrics_server(config.metrics_port, registry, ready=processor.ready) if config.metrics_port else None
+    server = (
+        start_metrics_server(config.metrics_port, registry, ready=processor.readiness) if config.metrics_port else None
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -4,12 +4,14 @@ The original bytes travel unchanged as the value; headers say why and where they
 written in the same transaction as the input offsets, so a fact is dead-lettered exactly once and its
 partition never blocks.
 
-Sizes: a dead letter is its fact plus headers, so it can exceed the 1 MiB a fact may have. The
-dead-letter topic therefore accepts :data:`DEAD_LETTER_TOPIC_MAX_BYTES` (``setup-topics`` configures it)
-and the processor's producer sends requests up to that size. Only a value longer than
-:data:`MAX_DEAD_LETTER_VALUE` (a facts topic configured for records over 3 MiB) is cut, to its first
-:data:`TRUNCATED_PREFIX` bytes, with the headers ``dlq.value.size`` and ``dlq.value.sha256`` describing
-the original: otherwise the transaction would fail on every try and stall the partition for ever.
+Sizes: a dead letter is its fact plus headers, and the broker must accept it, or the transaction fails
+on every try and stalls the partition for ever. :func:`dead_letter` therefore keeps key + value + headers
+within ``max_bytes``: the processor passes ``Limits.max_record_bytes``, the record size every topic it
+writes accepts, read from the broker at start (:mod:`.broker_limits`). A fact too large for that is
+dead-lettered cut: the longest prefix that fits, with the headers ``dlq.value.size`` and
+``dlq.value.sha256`` describing the original (a key over :data:`TRUNCATED_PREFIX` bytes is cut too).
+The dead-letter topic itself is created accepting :data:`DEAD_LETTER_TOPIC_MAX_BYTES` (``setup-topics``),
+so it is never the smallest of those limits by default.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+from reducer.limits import DEFAULT_MAX_RECORD_BYTES
+
 Headers = list[tuple[str, bytes]]
 
 MAX_ERROR_BYTES = 2048
 DEAD_LETTER_TOPIC_MAX_BYTES = 4 * 1024 * 1024
-"""``max.message.bytes`` of the facts dead-letter topic, and the processor producer's request limit."""
-MAX_DEAD_LETTER_VALUE = 3 * 1024 * 1024
-"""Values up to this size are dead-lettered whole (headers and batch overhead fit in the rest)."""
+"""``max.message.bytes`` of the facts dead-letter topic as ``setup-topics`` creates it."""
 TRUNCATED_PREFIX = 64 * 1024
+"""Longest key a dead letter carries whole."""
 
 
 class DeadLetter(NamedTuple):
@@ -42,28 +45,35 @@ def dead_letter(
     topic: str,
     partition: int,
     offset: int,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> DeadLetter:
+    """The dead letter of one fact, at most ``max_bytes`` (key + value + headers); see the module docstring."""
     message = str(error).encode("utf-8", "replace")[:MAX_ERROR_BYTES]
-    extra: Headers = []
-    if len(value) > MAX_DEAD_LETTER_VALUE:
-        extra = [
+    headers: Headers = [
+        ("dlq.reason", reason.encode()),
+        ("dlq.exception", type(error).__name__.encode()),
+        ("dlq.message", message),
+        ("dlq.source.topic", topic.encode()),
+        ("dlq.source.partition", str(partition).encode()),
+        ("dlq.source.offset", str(offset).encode()),
+    ]
+    if key is not None and len(key) > TRUNCATED_PREFIX:
+        key = key[:TRUNCATED_PREFIX]
+    if record_size(key, value, headers) > max_bytes:
+        headers += [
             ("dlq.value.size", str(len(value)).encode()),
             ("dlq.value.sha256", hashlib.sha256(value).hexdigest().encode()),
         ]
-        value = value[:TRUNCATED_PREFIX]
-    return DeadLetter(
-        key=key if key is None or len(key) <= TRUNCATED_PREFIX else key[:TRUNCATED_PREFIX],
-        value=value,
-        headers=[
-            ("dlq.reason", reason.encode()),
-            ("dlq.exception", type(error).__name__.encode()),
-            ("dlq.message", message),
-            ("dlq.source.topic", topic.encode()),
-            ("dlq.source.partition", str(partition).encode()),
-            ("dlq.source.offset", str(offset).encode()),
-            *extra,
-        ],
-    )
+        value = value[: max(0, max_bytes - record_size(key, b"", headers))]
+    return DeadLetter(key=key, value=value, headers=headers)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers | None) -> int:
+    """Key + value + header names and values of one record: what ``Limits.max_record_bytes`` bounds."""
+    size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+    for name, header_value in headers or ():
+        size += len(name.encode()) + len(header_value)
+    return size
 
 
 def header(headers: Headers | tuple[tuple[str, bytes], ...], name: str) -> str | None:

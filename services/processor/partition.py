@@ -23,12 +23,10 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 
-from reducer import changelog_records, enforce_caps, family_key, reduce, restore
-from reducer.context import connection_key
-from reducer.expiry import IdleIndex
-from schemas.codec import FactDecodeError, decode_fact, row_encoder
+from reducer.boundary import PartitionReducer
+from reducer.limits import DEFAULT_LIMITS, Limits
+from reducer.snapshot import restore_values
 from schemas.events import Row, event_type
-from schemas.facts import Initialize
 from schemas.state import PartitionState
 from services.processor.deadletter import dead_letter
 from services.processor.faults import CrashPoints
@@ -41,7 +39,6 @@ ROW_ID_HEADER: Final = "row-id"
 EVENT_TYPE_HEADER: Final = "event-type"
 
 _EVENT_TYPE_BY_CLASS: dict[type[Row], bytes] = {}
-_encode_row = row_encoder()
 
 
 def event_type_header(cls: type[Row]) -> bytes:
@@ -61,87 +58,61 @@ class PartitionWorker:
         topic: str,
         partition: int,
         producer: AIOKafkaProducer,
-        state: PartitionState,
+        reducer: PartitionReducer,
         next_offset: int,
-        idle_ttl_ms: int,
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.producer = producer
-        self.state = state
+        self.reducer = reducer
         self.next_offset = next_offset
-        self.idle_ttl_ms = idle_ttl_ms
-        self.idle_index = IdleIndex(state)
         self.row_prefix = f"{topic}-{partition}-"
 
-    def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
-        """Reduce the records at or after ``next_offset``; the state is updated in place.
+    @property
+    def state(self) -> PartitionState:
+        return self.reducer.state
 
-        Undecodable facts and facts the reducer refuses become dead letters; they never stop the batch.
-        If the commit of the returned output fails, this state is ahead of the changelog and the caller
-        must :meth:`reset` the worker.
+    def reduce_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutput:
+        """Reduce the records at or after ``next_offset`` through the containment boundary.
+
+        Every fact is reduced, dead-lettered (``reducer.boundary`` says why) or dropped by a rule; none stops
+        the batch. The state is updated in place: if the commit of the returned output fails, this state is
+        ahead of the changelog and the caller must :meth:`reset` the worker.
         """
         out = BatchOutput()
-        state = self.state
-        dirty_families: set[str] = set()
-        dirty_connections: set[str] = set()
+        first = self.next_offset
+        if records and records[0].offset < first:
+            records = [record for record in records if record.offset >= first]  # fetched before a reset
+        if not records:
+            return out
+        result = self.reducer.run([record.value for record in records])
         rows = out.rows
         rows_by_class: dict[type[Row], int] = {}
         prefix = self.row_prefix
-        first = self.next_offset
-        last = -1
-        facts = 0
-        for record in records:
-            offset = record.offset
-            if offset < first:
-                continue  # already committed: a batch fetched before a reset or a rebalance
-            last = offset
-            facts += 1
-            raw = record.value
-            try:
-                if raw is None:
-                    raise FactDecodeError("record has no value (tombstone)")
-                envelope = decode_fact(raw)
-            except FactDecodeError as error:
-                out.dead_letters.append(self._dead_letter(record, error.reason, error))
-                continue
-            family = family_key(envelope)
-            if type(envelope.fact) is Initialize:
-                dirty_connections.add(connection_key(envelope.producer, envelope.fact.connection_id))
-            else:
-                dirty_families.add(family)  # before reducing: a refused fact may have changed it half-way
-            try:
-                state, emitted = reduce(state, envelope)
-            except Exception as error:
-                out.dead_letters.append(self._dead_letter(record, "reducer_error", error))
-                continue
-            if emitted:
-                key = family.encode()
-                base = f"{prefix}{offset}-"
-                for index, row in enumerate(emitted):
-                    cls = type(row)
-                    rows_by_class[cls] = rows_by_class.get(cls, 0) + 1
-                    rows.append(
-                        (
-                            key,
-                            _encode_row(row),
-                            [(ROW_ID_HEADER, f"{base}{index}".encode()), (EVENT_TYPE_HEADER, event_type_header(cls))],
-                        )
-                    )
-        if facts:
-            out.facts = facts
-            out.next_offset = last + 1
+        keys: dict[str, bytes] = {}
+        for position, nth, family, value, cls in result.rows:
+            key = keys.get(family)
+            if key is None:
+                key = keys[family] = family.encode()
+            rows_by_class[cls] = rows_by_class.get(cls, 0) + 1
+            rows.append(
+                (
+                    key,
+                    value,
+                    [
+                        (ROW_ID_HEADER, f"{prefix}{records[position].offset}-{nth}".encode()),
+                        (EVENT_TYPE_HEADER, event_type_header(cls)),
+                    ],
+                )
+            )
+        for refusal in result.refused:
+            out.dead_letters.append(self._dead_letter(records[refusal.position], refusal.reason, refusal.error))
+        out.facts = len(records)
+        out.next_offset = records[-1].offset + 1
         out.rows_by_type = {event_type_header(cls).decode(): count for cls, count in rows_by_class.items()}
-        if out.next_offset is None:
-            return out
-        self.state = state
-        enforce_caps(state, dirty_families)
-        dirty_families.update(self.idle_index.expire(state, self.idle_ttl_ms, dirty_families))
-        out.changelog = [
-            (key.encode(), value, None)
-            for key, value in changelog_records(state, sorted(dirty_families), dirty_connections)
-        ]
+        out.changelog = [(key.encode(), value, None) for key, value in result.changelog]
         out.changelog.append((INPUT_OFFSET_KEY, str(out.next_offset).encode(), None))
+        out.ahead = result.ahead
         return out
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, error: BaseException) -> Any:
@@ -153,6 +124,7 @@ class PartitionWorker:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            max_bytes=self.reducer.limits.max_record_bytes,
         )
 
     async def close(self) -> None:
@@ -181,13 +153,15 @@ async def restore_states(
     partitions: Iterable[int],
     *,
     crash: CrashPoints,
+    idle_ttl_ms: int,
+    limits: Limits = DEFAULT_LIMITS,
     progress_every_s: float = 5.0,
     on_progress: Any = None,
-) -> dict[int, tuple[PartitionState, int | None]]:
-    """Read changelog partitions from the beginning to their end (read_committed) into states.
+) -> dict[int, tuple[PartitionReducer, int | None]]:
+    """Read changelog partitions from the beginning to their end (read_committed) into reducers.
 
-    Returns, per partition, the state and the input offset of the last committed transaction (``None``
-    for an empty changelog).
+    Returns, per partition, its :class:`~reducer.boundary.PartitionReducer` (state and last changelog
+    values) and the input offset of the last committed transaction (``None`` for an empty changelog).
 
     ``consumer`` is used only for restores and made by :func:`restore_consumer`. Call only after the
     partitions' producers have started (fenced), so no transaction of a previous owner is still open.
@@ -219,6 +193,9 @@ async def restore_states(
             last_report = time.monotonic()
             on_progress({p: len(r) for p, r in records.items()})
     consumer.assign([])
-    return {
-        partition: (restore(partition_records), offsets[partition]) for partition, partition_records in records.items()
-    }
+    restored: dict[int, tuple[PartitionReducer, int | None]] = {}
+    for partition, partition_records in records.items():
+        state, values = restore_values(partition_records)
+        reducer = PartitionReducer(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=values)
+        restored[partition] = (reducer, offsets[partition])
+    return restored

@@ -7,7 +7,13 @@ whatever was polled for that partition meanwhile (its *backlog*) as its next tra
 nothing is left. Partitions never wait for each other's transactions (aiokafka spends ~25 ms per
 transaction), and a fact waits for at most the one transaction of its partition in flight when it
 arrives; transactions grow with the load, by themselves. A backlog of ``max_batch_records`` pauses its
-partition's fetching until the commit loop takes it.
+partition's fetching until the commit loop takes it, and so do ``max_backlog_bytes`` of fetched values
+not yet committed (in flight plus backlog) until commits bring the partition back under.
+
+Bounds read at start: ``max.message.bytes`` of the topics written (:mod:`.broker_limits`) gives
+``Limits.max_record_bytes``, with the ``PROCESSOR_*`` bounds the :class:`~reducer.limits.Limits` every
+worker applies, and sizes the producers. Liveness: a partition with lag that has not committed for
+``stall_after_s`` is stalled (:mod:`.liveness`): metric, log line, ``/readyz`` 503.
 
 Concurrency contract: ``self._lock`` is held while a poll is dispatched and by the rebalance callbacks,
 never around ``getmany`` (the callbacks run inside aiokafka's rebalance, which ``getmany`` waits for).
@@ -28,20 +34,25 @@ Failure handling per partition:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import IllegalStateError, InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from schemas.state import PartitionState
+from reducer.boundary import PartitionReducer
+from reducer.limits import DEFAULT_MAX_RECORD_BYTES, Limits
 from services.config import ProcessorConfig
-from services.metrics import ProcessorMetrics
+from services.metrics import ProcessorMetrics, Readiness
+from services.processor.broker_limits import BrokerLimits, read_broker_limits
 from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
+from services.processor.liveness import StallWatch
 from services.processor.partition import PartitionWorker, restore_consumer, restore_states
 from services.processor.topics import changelog_topic, dead_letter_topic
 from services.processor.transaction import NEGATIVE_CONTROLS, Destinations, UnsafeHooks, commit
@@ -50,6 +61,22 @@ log = structlog.get_logger("processor")
 
 _FENCED: tuple[type[Exception], ...] = (ProducerFenced, InvalidProducerEpoch)
 """Errors meaning another instance now owns the partition's transactional id."""
+MAX_BATCH_BYTES = 512 * 1024
+"""Record batch size of the producers (smaller when a topic accepts less)."""
+LIVENESS_CHECK_S = 1.0
+"""Longest time between two stall checks (shorter when ``stall_after_s`` is short)."""
+POSITION_WAIT_S = 0.1
+"""How long a stall check waits for a consumer position that is being reset (then it uses the offset)."""
+PAUSE_LOG_EVERY = 100
+"""A pause for backlog bytes is logged the first time and then every this many times."""
+LIMIT_OF_OUTCOME: dict[str, str] = {
+    "row_too_large": "max_record_bytes",  # dead-letter reasons of reducer.boundary
+    "state_too_large": "max_record_bytes",
+    "budget_evicted_family": "state_budget_bytes",  # drop reasons
+    "connection_evicted": "max_connections",
+}
+"""The bound (a ``reducer.limits.Limits`` field) behind a dead-letter or drop reason; facts too far ahead to
+move the clock (``BatchOutput.ahead``) count as hits of ``max_clock_skew_ms``."""
 
 
 class Processor:
@@ -63,10 +90,15 @@ class Processor:
         crash: CrashPoints | None = None,
         client_id: str = "review-analytics-reducer",
         negative_control: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if negative_control is not None and negative_control not in NEGATIVE_CONTROLS:
             raise ValueError(f"unknown negative control {negative_control!r}; known: {NEGATIVE_CONTROLS}")
         self.config = config
+        self._fixed_limits = limits is not None
+        self.limits = limits if limits is not None else config.limits(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
+        """Bounds of the containment boundary (``reducer.limits``): the ``PROCESSOR_*`` settings, and the
+        record size the broker accepts, read at the start of :meth:`run`; or ``limits`` as given (tests)."""
         self.metrics = metrics
         self.crash = crash or CrashPoints(None)
         self.client_id = client_id
@@ -78,7 +110,7 @@ class Processor:
             dead_letter_topic=dead_letter_topic(config.facts_topic),
         )
         self.workers: dict[TopicPartition, PartitionWorker] = {}
-        self._parked: dict[int, tuple[PartitionState, int]] = {}
+        self._parked: dict[int, tuple[PartitionReducer, int]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
@@ -93,7 +125,17 @@ class Processor:
         """The commit loop of each partition that has work (see the module docstring)."""
         self._backlog: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         """Records polled while their partition's commit loop was busy: its next transaction."""
+        self._backlog_bytes: dict[TopicPartition, int] = {}
+        """Value bytes of each backlog."""
+        self._in_flight_bytes: dict[TopicPartition, int] = {}
+        """Value bytes of the transaction each commit loop is reducing or committing."""
         self._paused: set[TopicPartition] = set()
+        self._byte_pauses = 0
+        self.broker_limits: BrokerLimits | None = None
+        """What the broker accepts, read at the start of :meth:`run`."""
+        self.liveness = StallWatch(config.stall_after_s)
+        self._stalled: tuple[int, ...] = ()
+        """The stalled partitions as of the last check (read by ``/readyz`` on the server's thread)."""
         self._failure: Exception | None = None
         """The first unexpected error of a commit loop; the poll loop raises it."""
         self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
@@ -101,15 +143,34 @@ class Processor:
 
     # --- readiness -------------------------------------------------------------------------------
 
+    def readiness(self) -> Readiness:
+        """Joined, every assigned partition restored, none stalled (``/readyz``, with the reason if not)."""
+        if self._consumer is None:
+            return Readiness(False, "not started")
+        if self.restoring:
+            return Readiness(False, "restoring partitions")
+        changing = sorted(tp.partition for tp in set(self.assigned) ^ set(self.workers))
+        if changing:
+            return Readiness(False, f"partitions being taken or reset: {', '.join(map(str, changing))}")
+        stalled = self._stalled
+        if stalled:
+            return Readiness(
+                False,
+                f"partitions stalled (lag, no commit for {self.config.stall_after_s:g} s): "
+                + ", ".join(map(str, stalled)),
+            )
+        return Readiness(True)
+
     def ready(self) -> bool:
-        """Joined, and every assigned partition restored (``/readyz``)."""
-        return self._consumer is not None and not self.restoring and self.assigned == set(self.workers)
+        """:meth:`readiness` as a flag."""
+        return self.readiness().ready
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and leave the group."""
         kafka = self.config.kafka
+        await self._read_broker_limits()
         self._restorer = restore_consumer(**kafka.client_kwargs(client_id=f"{self.client_id}-restore"))
         consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(client_id=self.client_id),
@@ -135,6 +196,7 @@ class Processor:
             log.warning("negative_control_active", mode=self.negative_control)
         consumer.subscribe([self.config.facts_topic], listener=_Listener(self._on_revoked, self._on_assigned))
         log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
+        self._background(self._watch_liveness())
         try:
             while not stop.is_set():
                 seeks = dict(self._seeks)
@@ -181,14 +243,14 @@ class Processor:
                 log.info("stale_fetch_dropped", partition=tp.partition, records=len(records), seek=worker.next_offset)
                 self._seek(tp, worker.next_offset)
                 continue
+            size = _value_bytes(records)
             if tp not in self._jobs:
+                self._in_flight_bytes[tp] = size
                 self._jobs[tp] = asyncio.get_running_loop().create_task(self._commit_loop(tp, records))
-                continue
-            backlog = self._backlog.setdefault(tp, [])
-            backlog.extend(records)
-            if len(backlog) >= self.config.max_batch_records and tp not in self._paused:
-                self._consumer.pause(tp)
-                self._paused.add(tp)
+            else:
+                self._backlog.setdefault(tp, []).extend(records)
+                self._backlog_bytes[tp] = self._backlog_bytes.get(tp, 0) + size
+            self._limit_fetching(tp)
 
     async def _commit_loop(self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Commit ``records``, then the partition's backlog, one transaction each, until none is left.
@@ -199,7 +261,8 @@ class Processor:
         try:
             while records and await self._process_partition(tp, records):
                 records = self._backlog.pop(tp, [])
-                self._resume(tp)
+                self._in_flight_bytes[tp] = self._backlog_bytes.pop(tp, 0)
+                self._limit_fetching(tp)
         except Exception as error:
             log.exception("commit_loop_failed", topic=tp.topic, partition=tp.partition)
             await self._drop_worker(tp, self.workers.get(tp))
@@ -207,6 +270,9 @@ class Processor:
                 self._failure = error
         finally:
             self._jobs.pop(tp, None)
+            self._in_flight_bytes.pop(tp, None)
+            if tp in self.assigned:
+                self._limit_fetching(tp)
 
     async def _settle(self, tps: Iterable[TopicPartition]) -> None:
         """Wait for the commit loops of ``tps`` to finish. Caller holds the lock (no new loop starts)."""
@@ -217,7 +283,35 @@ class Processor:
     def _forget_fetched(self, tp: TopicPartition) -> None:
         """Drop what was polled for ``tp`` and not reduced yet (before a seek or after a failure)."""
         self._backlog.pop(tp, None)
-        self._resume(tp)
+        self._backlog_bytes.pop(tp, None)
+        self._limit_fetching(tp)
+
+    def _limit_fetching(self, tp: TopicPartition) -> None:
+        """Pause ``tp``'s fetching while its backlog holds ``max_batch_records`` records or it holds more than
+        ``max_backlog_bytes`` of values not yet committed; resume it otherwise. Exports the bytes held."""
+        held = self._in_flight_bytes.get(tp, 0) + self._backlog_bytes.get(tp, 0)
+        self.metrics.backlog_bytes.labels(partition=str(tp.partition)).set(held)
+        reason: str | None = None
+        if len(self._backlog.get(tp, ())) >= self.config.max_batch_records:
+            reason = "backlog_records"
+        elif held > self.config.max_backlog_bytes:
+            reason = "backlog_bytes"
+        if reason is None:
+            self._resume(tp)
+        elif tp not in self._paused and self._consumer is not None and tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+            self._paused.add(tp)
+            self.metrics.fetch_pauses.labels(reason=reason).inc()
+            if reason == "backlog_bytes":
+                self._byte_pauses += 1
+                if self._byte_pauses % PAUSE_LOG_EVERY == 1:
+                    log.info(
+                        "fetch_paused_backlog_bytes",
+                        partition=tp.partition,
+                        held_bytes=held,
+                        limit=self.config.max_backlog_bytes,
+                        pauses=self._byte_pauses,
+                    )
 
     def _resume(self, tp: TopicPartition) -> None:
         if tp in self._paused:
@@ -266,6 +360,7 @@ class Processor:
             return False
         elapsed = time.monotonic() - started
         worker.next_offset = out.next_offset
+        self.liveness.committed(tp.partition, out.next_offset, time.monotonic())
         self.commits += 1
         m = self.metrics
         m.transactions.labels(outcome="committed").inc()
@@ -273,12 +368,17 @@ class Processor:
         m.facts_consumed.inc(out.facts)
         for event_type, count in out.rows_by_type.items():
             m.events_produced.labels(event_type=event_type).inc(count)
+        hits: dict[str, int] = {"max_clock_skew_ms": out.ahead} if out.ahead else {}
         for letter in out.dead_letters:
             reason = dict(letter.headers).get("dlq.reason", b"unknown").decode()
             m.facts_dead_lettered.labels(reason=reason).inc()
+            if reason in LIMIT_OF_OUTCOME:
+                hits[LIMIT_OF_OUTCOME[reason]] = hits.get(LIMIT_OF_OUTCOME[reason], 0) + 1
         state = worker.state
-        m.state_entries.labels(partition=str(tp.partition), kind="families").set(len(state.families))
-        m.state_entries.labels(partition=str(tp.partition), kind="connections").set(len(state.connections))
+        label = str(tp.partition)
+        m.state_entries.labels(partition=label, kind="families").set(len(state.families))
+        m.state_entries.labels(partition=label, kind="connections").set(len(state.connections))
+        m.state_bytes.labels(partition=label).set(worker.reducer.state_bytes)
         log.info(
             "transaction_committed",
             topic=tp.topic,
@@ -288,11 +388,20 @@ class Processor:
             rows=len(out.rows),
             dead_letters=len(out.dead_letters),
             changelog=len(out.changelog),
+            ahead=out.ahead,
             duration_ms=round(elapsed * 1000, 1),
         )
         if state.drops:
+            for reason, count in state.drops.items():
+                m.facts_dropped.labels(reason=reason).inc(count)
+                if reason in LIMIT_OF_OUTCOME:
+                    hits[LIMIT_OF_OUTCOME[reason]] = hits.get(LIMIT_OF_OUTCOME[reason], 0) + count
             log.info("facts_dropped_by_rules", partition=tp.partition, drops=dict(state.drops))
             state.drops.clear()
+        if hits:
+            for limit, count in hits.items():
+                m.limit_hits.labels(limit=limit).inc(count)
+            log.info("limits_hit", partition=tp.partition, hits=hits)
         return True
 
     async def _drop_worker(self, tp: TopicPartition, worker: PartitionWorker | None) -> None:
@@ -306,7 +415,11 @@ class Processor:
     # --- partition ownership ---------------------------------------------------------------------
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        """A started transactional producer for ``partition``; starting it fences the previous owner."""
+        """A started transactional producer for ``partition``; starting it fences the previous owner.
+
+        Its record batches stay within what the smallest topic accepts, and it refuses a record larger
+        than the largest one does (the broker would refuse it anyway)."""
+        largest = max(self.broker_limits.max_message_bytes.values()) if self.broker_limits else None
         producer = AIOKafkaProducer(
             **self.config.kafka.client_kwargs(client_id=f"{self.client_id}-p{partition}"),
             transactional_id=f"{self.config.transactional_id_prefix}-{self.config.facts_topic}-{partition}",
@@ -314,8 +427,8 @@ class Processor:
             acks="all",
             transaction_timeout_ms=self.config.transaction_timeout_ms,
             linger_ms=5,
-            max_batch_size=512 * 1024,
-            max_request_size=DEAD_LETTER_TOPIC_MAX_BYTES,  # a dead letter may be a 1 MiB fact plus headers
+            max_batch_size=min(MAX_BATCH_BYTES, self.limits.max_record_bytes),
+            max_request_size=largest or DEAD_LETTER_TOPIC_MAX_BYTES,
         )
         await producer.start()
         return producer
@@ -329,7 +442,7 @@ class Processor:
         )
         self.crash.reached("after_fence_before_offset_read")
         committed: dict[TopicPartition, int | None] = {tp: await consumer.committed(tp) for tp in tps}
-        states: dict[int, PartitionState] = {}
+        states: dict[int, PartitionReducer] = {}
         to_restore: list[int] = []
         for tp in tps:
             parked = self._parked.pop(tp.partition, None)
@@ -345,13 +458,16 @@ class Processor:
                 self.to.changelog_topic,
                 to_restore,
                 crash=self.crash,
+                idle_ttl_ms=self.config.idle_ttl_ms,
+                limits=self.limits,
                 on_progress=lambda counts: log.info("restore_progress", records=counts),
             )
             elapsed = time.monotonic() - started
             for tp in tps:
                 if tp.partition not in restored:
                     continue
-                state, stored_offset = restored[tp.partition]
+                reducer, stored_offset = restored[tp.partition]
+                state = reducer.state
                 self.metrics.restore_duration.observe(elapsed)
                 log.info(
                     "partition_restored",
@@ -362,7 +478,7 @@ class Processor:
                     committed_offset=committed[tp],
                     duration_ms=round(elapsed * 1000, 1),
                 )
-                states[tp.partition] = state
+                states[tp.partition] = reducer
                 committed[tp] = _start_offset(tp, committed[tp], stored_offset)
             self.restoring = False
         for tp in tps:
@@ -376,10 +492,10 @@ class Processor:
                 topic=tp.topic,
                 partition=tp.partition,
                 producer=producers[tp],
-                state=states[tp.partition],
+                reducer=states[tp.partition],
                 next_offset=start,
-                idle_ttl_ms=self.config.idle_ttl_ms,
             )
+            self.liveness.taken(tp.partition, start, time.monotonic())
 
     async def _reset(self, tp: TopicPartition) -> None:
         """Rebuild one partition after a failed commit; retry while the broker is unreachable."""
@@ -406,7 +522,7 @@ class Processor:
             self.crash.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
             for tp, worker in (await self._release(revoked)).items():
-                self._parked[tp.partition] = (worker.state, worker.next_offset)
+                self._parked[tp.partition] = (worker.reducer, worker.next_offset)
             self.assigned -= revoked
             log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
@@ -435,7 +551,9 @@ class Processor:
         released: dict[TopicPartition, PartitionWorker] = {}
         for tp in tps:
             self._backlog.pop(tp, None)
+            self._backlog_bytes.pop(tp, None)
             self._paused.discard(tp)
+            self._forget_partition_metrics(tp.partition)
             worker = self.workers.pop(tp, None)
             if worker is not None:
                 await worker.close()
@@ -467,10 +585,107 @@ class Processor:
 
         self._background(reclaim())
 
+    # --- bounds and liveness ---------------------------------------------------------------------
+
+    async def _read_broker_limits(self) -> None:
+        """Read what the topics written accept (:mod:`.broker_limits`) and derive the workers' bounds."""
+        admin = AIOKafkaAdminClient(**self.config.kafka.client_kwargs(client_id=f"{self.client_id}-admin"))
+        await admin.start()
+        try:
+            to = self.to
+            limits = await read_broker_limits(admin, [to.events_topic, to.changelog_topic, to.dead_letter_topic])
+        finally:
+            await admin.close()
+        self.broker_limits = limits
+        if not self._fixed_limits:
+            self.limits = self.config.limits(max_record_bytes=limits.max_record_bytes)
+        log.info(
+            "broker_limits",
+            max_message_bytes=dict(limits.max_message_bytes),
+            source=dict(limits.source),
+            max_record_bytes=limits.max_record_bytes,
+        )
+
+    async def _watch_liveness(self) -> None:
+        interval = min(LIVENESS_CHECK_S, self.config.stall_after_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._check_liveness()
+            except Exception:  # a check that fails must not end the checks (the verdicts would go stale)
+                log.exception("liveness_check_failed")
+
+    async def _lagging(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        """Whether ``tp`` has lag: facts fetched and not committed, or records on the broker it has not read.
+
+        "Not read" compares the end offset (last stable offset) with the consumer's position, not with the
+        committed offset: after a transactional producer's last write, a partition ends with a commit
+        marker that no record and no commit ever passes. Without a worker (failed, being reset), the
+        committed offset is all there is."""
+        if tp in self._jobs or self._backlog.get(tp):
+            return True
+        if tp not in consumer.assignment():
+            return False
+        end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+        if end is None:
+            return False
+        worker = self.workers.get(tp)
+        if worker is None:
+            committed = self.liveness.committed_offset(tp.partition)
+            return committed is not None and end > committed
+        try:
+            read_to = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
+        except (TimeoutError, IllegalStateError):
+            read_to = worker.next_offset
+        return bool(end > read_to)
+
+    async def _check_liveness(self) -> None:
+        """Update the stall verdicts, their metrics and log lines, and what ``/readyz`` reads."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        lagging = {tp.partition for tp in list(self.assigned) if await self._lagging(consumer, tp)}
+        now = time.monotonic()
+        watch = self.liveness
+        changes = watch.check(now, lagging)
+        for partition in changes.stalled:
+            log.warning(
+                "partition_stalled",
+                partition=partition,
+                seconds_since_commit=round(watch.seconds_since_commit(partition, now), 1),
+                stall_after_s=self.config.stall_after_s,
+            )
+        for partition in changes.unstalled:
+            log.info(
+                "partition_unstalled",
+                partition=partition,
+                seconds_since_commit=round(watch.seconds_since_commit(partition, now), 1),
+            )
+        stalled = watch.stalled
+        for partition in watch.partitions:
+            label = str(partition)
+            self.metrics.partition_stalled.labels(partition=label).set(1 if partition in stalled else 0)
+            self.metrics.seconds_since_commit.labels(partition=label).set(watch.seconds_since_commit(partition, now))
+        self._stalled = stalled
+
+    def _forget_partition_metrics(self, partition: int) -> None:
+        """A partition given up: its per-partition series go (its new owner exports them), and its stall."""
+        if self.liveness.released(partition):
+            log.info("partition_unstalled", partition=partition, released=True)
+        self._stalled = self.liveness.stalled
+        m = self.metrics
+        for gauge in (m.partition_stalled, m.seconds_since_commit, m.backlog_bytes, m.state_bytes):
+            with contextlib.suppress(KeyError):
+                gauge.remove(str(partition))
+
     def _background(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _value_bytes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+    return sum(len(record.value) for record in records if record.value is not None)
 
 
 def _start_offset(tp: TopicPartition, committed: int | None, stored: int | None) -> int | None:

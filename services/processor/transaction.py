@@ -50,6 +50,8 @@ class BatchOutput:
     next_offset: int | None = None
     """Offset to commit (last processed + 1); ``None`` when the batch held nothing new."""
     rows_by_type: dict[str, int] = field(default_factory=dict)
+    ahead: int = 0
+    """Facts observed too far ahead of the partition's watermark to move it (``reducer.clock``)."""
 
 
 @dataclass(frozen=True)

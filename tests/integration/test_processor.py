@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client.metrics import MetricWrapperBase
 
 from schemas.codec import encode_fact
 from services.config import KafkaSettings
 from services.lag import LagReader
-from services.processor import service
+from services.processor.broker_limits import BATCH_OVERHEAD_BYTES, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, read_broker_limits
+from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
 from services.processor.faults import CrashPoints
 from services.processor.partition import restore_consumer, restore_states
 from services.processor.topics import changelog_topic
@@ -24,9 +24,17 @@ from tests.support.builders import (
     sample_server_response,
     sample_thread_response,
 )
-from tests.support.kafka import create_topics, partition_ids, random_topic_name, read_topic, wait_until
+from tests.support.kafka import (
+    admin_client,
+    create_topics,
+    partition_ids,
+    random_topic_name,
+    read_topic,
+    wait_until,
+)
 from tests.support.pipeline import (
     expected_rows_by_family,
+    hold_commits,
     make_topics,
     publish,
     rows_by_family,
@@ -44,6 +52,15 @@ def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]
         *completed_command_item(thread),
     ]
     return [(env.thread_id, encode_fact(env)) for env in envelopes]
+
+
+def sample(metric: MetricWrapperBase, **labels: str) -> float:
+    """The current value of one series of ``metric`` (0 if it has none yet)."""
+    for family in metric.collect():
+        for found in family.samples:
+            if found.labels == labels and not found.name.endswith("_created"):
+                return float(found.value)
+    return 0.0
 
 
 def small_stream(families: int = 12) -> list[tuple[str | None, bytes]]:
@@ -143,7 +160,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     await restorer.start()
     try:
         restored = await restore_states(
-            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None)
+            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None), idle_ttl_ms=0
         )
     finally:
         await restorer.stop()
@@ -166,15 +183,7 @@ async def test_a_partition_whose_transaction_stalls_does_not_hold_back_the_other
     def rows_on_partition_1(rows: dict[str, list[bytes]]) -> int:
         return sum(len(r) for family, r in rows.items() if partition_of[family] == 1)
 
-    gate = asyncio.Event()
-    real_commit = service.commit
-
-    async def commit_holding_partition_0(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
-        if partition == 0:
-            await gate.wait()
-        await real_commit(producer, out, partition=partition, **kwargs)
-
-    monkeypatch.setattr(service, "commit", commit_holding_partition_0)
+    gate = hold_commits(monkeypatch, partition=0)
     async with running_processor(topics.processor_config(kafka_bootstrap)):
         for wave, rows_so_far in ((first, expected_rows_by_family(first)), (second, expected)):
             await publish(kafka_bootstrap, topics.facts, wave)
@@ -192,4 +201,75 @@ async def test_a_partition_whose_transaction_stalls_does_not_hold_back_the_other
             return len(await read_topic(kafka_bootstrap, topics.events)) >= total
 
         await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
+    assert await rows_by_family(kafka_bootstrap, topics.events) == expected
+
+
+async def test_the_record_limit_is_the_smallest_max_message_bytes_of_the_topics_the_processor_writes(
+    kafka_bootstrap: str,
+) -> None:
+    """The events topic gets its own, smaller limit; the changelog has none (the broker's default applies);
+    a topic the broker does not know gets the broker's ``message.max.bytes``."""
+    topics = await make_topics(kafka_bootstrap, "processor-limits", partitions=1)
+    async with admin_client(kafka_bootstrap) as admin:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topics.events, {"max.message.bytes": "300000"})]
+        )
+        missing = random_topic_name("processor-limits-missing")
+        assert (await read_broker_limits(admin, [missing])).source == {missing: "broker"}
+    config = topics.processor_config(kafka_bootstrap)
+    changelog = changelog_topic(topics.group, topics.facts)
+    async with running_processor(config) as processor:
+        await wait_until(lambda: bool(processor.workers) and processor.ready(), timeout=60, message="partition taken")
+        limits = processor.broker_limits
+        assert limits is not None
+        assert dict(limits.max_message_bytes) == {
+            topics.events: 300_000,
+            changelog: KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+            f"{topics.facts}.dlq": DEAD_LETTER_TOPIC_MAX_BYTES,
+        }
+        assert limits.source[topics.events] == "topic" and limits.source[changelog] == "broker"
+        assert processor.limits.max_record_bytes == 300_000 - BATCH_OVERHEAD_BYTES
+        assert [worker.reducer.limits for worker in processor.workers.values()] == [processor.limits]
+
+
+async def test_a_partition_holding_more_than_max_backlog_bytes_stops_fetching_until_it_commits(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 0's first transaction hangs with more than PROCESSOR_MAX_BACKLOG_BYTES of facts in it:
+    its fetching pauses (counted), so facts published meanwhile are not fetched into its backlog; once
+    the transaction commits, it fetches again and every row is committed once."""
+    topics = await make_topics(kafka_bootstrap, "processor-backlog-bytes", partitions=2)
+    first = small_stream(16)
+    second = [fact for index in range(16, 32) for fact in family_facts(f"thread-{index}", 100 + index)]
+    expected = expected_rows_by_family(first + second)
+    gate = hold_commits(monkeypatch, partition=0)
+    await publish(kafka_bootstrap, topics.facts, first)
+    config = topics.processor_config(kafka_bootstrap, max_backlog_bytes=1024)
+    async with running_processor(config) as processor:
+        metrics = processor.metrics
+        try:
+
+            def partition_0_paused_for_bytes() -> bool:
+                return sample(metrics.fetch_pauses, reason="backlog_bytes") >= 1
+
+            await wait_until(partition_0_paused_for_bytes, timeout=60, message="partition 0 paused for its bytes")
+            held = sample(metrics.backlog_bytes, partition="0")
+            assert held > 1024
+            await publish(kafka_bootstrap, topics.facts, second)
+            on_partition_1 = sum(1 for r in await read_topic(kafka_bootstrap, topics.facts) if r.partition == 1)
+
+            def partition_1_consumed_both_waves() -> bool:
+                return sample(metrics.facts_consumed) >= on_partition_1
+
+            await wait_until(partition_1_consumed_both_waves, timeout=60, message="partition 1 caught up")
+            assert sample(metrics.backlog_bytes, partition="0") == held  # nothing more fetched for partition 0
+        finally:
+            gate.set()
+        total = sum(len(rows) for rows in expected.values())
+
+        async def all_rows_committed() -> bool:
+            return len(await read_topic(kafka_bootstrap, topics.events)) >= total
+
+        await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
+        assert sample(metrics.backlog_bytes, partition="0") == 0
     assert await rows_by_family(kafka_bootstrap, topics.events) == expected

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from reducer import family_key, initial_state, reduce
 from schemas.codec import decode_fact, encode_row
+from schemas.state import PartitionState
 from services.config import KafkaSettings, ProcessorConfig, SenderConfig
 from services.metrics import ProcessorMetrics, SenderMetrics
+from services.processor import service
 from services.processor.faults import CrashPoints
 from services.processor.service import Processor
 from services.processor.topics import ensure_topics, pipeline_topics
@@ -83,6 +86,12 @@ async def publish(bootstrap: str, topic: str, facts: Iterable[tuple[str | None, 
 
 def expected_rows_by_family(facts: Iterable[tuple[str | None, bytes]]) -> dict[str, list[bytes]]:
     """Rows the offline reducer produces, grouped by family key, in order."""
+    return offline_run(facts)[1]
+
+
+def offline_run(facts: Iterable[tuple[str | None, bytes]]) -> tuple[PartitionState, dict[str, list[bytes]]]:
+    """The offline reducer over ``facts`` (undecodable ones skipped): its final state, and its rows grouped by
+    family key, in order."""
     state = initial_state()
     rows: dict[str, list[bytes]] = defaultdict(list)
     for _key, value in facts:
@@ -93,7 +102,23 @@ def expected_rows_by_family(facts: Iterable[tuple[str | None, bytes]]) -> dict[s
         state, out = reduce(state, envelope)
         if out:
             rows[family_key(envelope)].extend(encode_row(row) for row in out)
-    return dict(rows)
+    return state, dict(rows)
+
+
+def hold_commits(monkeypatch: pytest.MonkeyPatch, partition: int) -> asyncio.Event:
+    """Make every processor commit of input ``partition`` wait until the returned event is set (before its
+    transaction begins); other partitions commit as usual."""
+    gate = asyncio.Event()
+    real_commit = service.commit
+
+    async def commit_holding(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
+        if partition == held:
+            await gate.wait()
+        await real_commit(producer, out, partition=partition, **kwargs)
+
+    held = partition
+    monkeypatch.setattr(service, "commit", commit_holding)
+    return gate
 
 
 async def rows_by_family(bootstrap: str, events_topic: str) -> dict[str, list[bytes]]:

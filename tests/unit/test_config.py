@@ -19,8 +19,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from reducer.limits import Limits
 from services.config import (
     KafkaSettings,
+    ProcessorConfig,
     Secret,
     SenderConfig,
     add_config_arguments,
@@ -337,3 +339,62 @@ def test_docs_sender_md_documents_every_sender_setting_with_its_flag_and_default
         [row] = [line for line in docs.splitlines() if line.startswith(f"| `{env}` |")]
         assert f"`{flag}`" in row
         assert (f"`{default}`" if default != "unset" else "unset") in row
+
+
+PROCESSOR_BOUNDS = (
+    "PROCESSOR_MAX_BACKLOG_BYTES",
+    "PROCESSOR_STALL_AFTER_S",
+    "PROCESSOR_MAX_CLOCK_SKEW_MS",
+    "PROCESSOR_CLOCK_JUMP_FACTS",
+    "PROCESSOR_STATE_BUDGET_BYTES",
+    "PROCESSOR_MAX_CONNECTIONS",
+)
+
+
+def test_processor_bound_settings_become_the_reducers_limits_with_the_brokers_record_size() -> None:
+    config = load_config(
+        ProcessorConfig,
+        env={
+            "PROCESSOR_MAX_CLOCK_SKEW_MS": "60000",
+            "PROCESSOR_CLOCK_JUMP_FACTS": "7",
+            "PROCESSOR_STATE_BUDGET_BYTES": "1048576",
+            "PROCESSOR_MAX_CONNECTIONS": "33",
+            "PROCESSOR_MAX_BACKLOG_BYTES": "2048",
+            "PROCESSOR_STALL_AFTER_S": "2.5",
+        },
+    )
+    assert config.limits(max_record_bytes=123_456) == Limits(
+        max_record_bytes=123_456,
+        max_clock_skew_ms=60_000,
+        clock_jump_facts=7,
+        state_budget_bytes=1_048_576,
+        max_connections=33,
+    )
+    assert (config.max_backlog_bytes, config.stall_after_s) == (2048, 2.5)
+
+
+def test_every_limits_field_but_the_brokers_record_size_is_a_processor_setting() -> None:
+    settings = {field for field in ProcessorConfig.__struct_fields__}
+    assert set(Limits.__struct_fields__) - settings == {"max_record_bytes"}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PROCESSOR_STALL_AFTER_S": "0"}, "PROCESSOR_STALL_AFTER_S"),
+        ({"PROCESSOR_MAX_BACKLOG_BYTES": "10"}, "PROCESSOR_MAX_BACKLOG_BYTES"),
+        ({"PROCESSOR_CLOCK_JUMP_FACTS": "0"}, "PROCESSOR_CLOCK_JUMP_FACTS"),
+    ],
+)
+def test_out_of_range_processor_bounds_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(ProcessorConfig, env=env)
+
+
+def test_docs_reliability_md_documents_every_processor_bound_with_its_flag_and_default() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    described = {env: (flag, default) for env, flag, default, _ in describe_settings(ProcessorConfig)}
+    for env in PROCESSOR_BOUNDS:
+        flag, default = described[env]
+        [row] = [line for line in docs.splitlines() if line.startswith(f"| `{env}` |")]
+        assert f"`{flag}`" in row and f"`{default}`" in row

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from services.processor.deadletter import (
-    DEAD_LETTER_TOPIC_MAX_BYTES,
-    MAX_DEAD_LETTER_VALUE,
-    TRUNCATED_PREFIX,
-    dead_letter,
-    header,
-)
+from reducer.limits import DEFAULT_MAX_RECORD_BYTES
+from services.processor.deadletter import TRUNCATED_PREFIX, dead_letter, header, record_size
 
 
 def test_dead_letter_keeps_the_original_bytes_and_names_reason_exception_and_source() -> None:
@@ -36,21 +31,54 @@ def test_dead_letter_keeps_the_original_bytes_and_names_reason_exception_and_sou
     assert header(letter.headers, "dlq.value.size") is None
 
 
-def test_a_value_too_large_for_the_dead_letter_topic_is_cut_and_described_by_size_and_digest() -> None:
-    value = bytes(range(256)) * (MAX_DEAD_LETTER_VALUE // 256 + 10)
+def test_a_value_too_large_for_the_record_limit_is_cut_to_the_longest_prefix_that_fits() -> None:
+    value = bytes(range(256)) * 5000
+    limit = 300_000
     letter = dead_letter(
-        key=None, value=value, reason="oversized", error=ValueError("too big"), topic="facts", partition=0, offset=7
+        key=b"t",
+        value=value,
+        reason="oversized",
+        error=ValueError("too big"),
+        topic="facts",
+        partition=0,
+        offset=7,
+        max_bytes=limit,
     )
-    assert letter.value == value[:TRUNCATED_PREFIX]
+    assert value.startswith(letter.value)
     assert header(letter.headers, "dlq.value.size") == str(len(value))
     assert header(letter.headers, "dlq.value.sha256") == hashlib.sha256(value).hexdigest()
-    assert len(letter.value) + sum(len(k) + len(v) for k, v in letter.headers) < DEAD_LETTER_TOPIC_MAX_BYTES
+    assert record_size(letter.key, letter.value, letter.headers) == limit
 
 
-def test_a_fact_at_the_fact_size_limit_is_dead_lettered_whole() -> None:
+def test_a_fact_that_fits_the_record_limit_with_its_headers_is_dead_lettered_whole() -> None:
     value = b"x" * (1024 * 1024 + 1024)
     letter = dead_letter(
-        key=b"t", value=value, reason="oversized", error=ValueError("big"), topic="facts", partition=0, offset=1
+        key=b"t",
+        value=value,
+        reason="oversized",
+        error=ValueError("big"),
+        topic="facts",
+        partition=0,
+        offset=1,
+        max_bytes=2 * 1024 * 1024,
     )
     assert letter.value == value
     assert header(letter.headers, "dlq.value.size") is None
+
+
+def test_by_default_a_dead_letter_fits_the_record_limit_of_a_broker_with_default_settings() -> None:
+    value = b"\xff" * 1_048_370  # accepted by a default facts topic, too large with the dlq.* headers
+    letter = dead_letter(
+        key=b"t", value=value, reason="undecodable", error=ValueError("x" * 5000), topic="facts", partition=0, offset=1
+    )
+    assert record_size(letter.key, letter.value, letter.headers) <= DEFAULT_MAX_RECORD_BYTES
+    assert header(letter.headers, "dlq.value.size") == str(len(value))
+
+
+def test_a_huge_key_is_cut_so_that_the_dead_letter_still_fits() -> None:
+    key = b"k" * (TRUNCATED_PREFIX * 3)
+    letter = dead_letter(
+        key=key, value=b"v", reason="invalid", error=ValueError("bad"), topic="facts", partition=0, offset=1
+    )
+    assert letter.key == key[:TRUNCATED_PREFIX]
+    assert letter.value == b"v"

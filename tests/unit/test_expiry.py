@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from reducer import enforce_caps, expire
+from reducer.clock import advance
 from reducer.expiry import FamilyCaps, IdleIndex
+from reducer.limits import DEFAULT_LIMITS
 from schemas.state import FamilyState, PartitionState, PendingReview, ThreadState
 from tests.support.builders import (
     envelope,
@@ -73,6 +75,7 @@ def test_a_later_fact_of_another_family_moves_the_watermark_and_expires_the_idle
     late = sample_thread_response("thread-2", request_id=2)
     late.observed_at_ms = 60_000
     state, _ = run([late], state)
+    advance(state, [late.observed_at_ms], DEFAULT_LIMITS)
 
     assert expire(state, idle_ttl_ms=30_000) == ["thread-1"]
     assert list(state.families) == ["thread-2"]
@@ -113,6 +116,7 @@ def test_an_initialize_broadcast_does_not_keep_its_producers_unrouted_family_ali
     broadcast.observed_at_ms = 60_000
     unrouted = f"~unrouted/{broadcast.producer}"
     state, _ = run([broadcast], PartitionState(families={unrouted: _family(1_000)}))
+    advance(state, [broadcast.observed_at_ms], DEFAULT_LIMITS)
 
     assert state.families[unrouted].last_seen_ms == 1_000
     assert expire(state, idle_ttl_ms=30_000) == [unrouted]

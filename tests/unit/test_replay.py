@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import reducer.boundary
 from reducer import initial_state, reduce
 from schemas.codec import decode_fact, encode_row
 from schemas.facts import FactEnvelope
 from schemas.state import PartitionState
-from services import replay as replay_module
 from services.demo.generator import Workload, write_jsonl
 from services.replay import main, replay
 
@@ -92,7 +92,9 @@ def test_strict_mode_exits_1_when_a_line_was_reported(malformed: Path, tmp_path:
     assert main([str(SAMPLE), "--out", str(tmp_path / "rows.jsonl"), "--strict", "--quiet"]) == 0
 
 
-def test_a_fact_the_reducer_cannot_process_is_reported_as_unprocessable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fact_the_reducer_raises_on_is_reported_as_a_reducer_error_and_replay_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     lines = SAMPLE.read_bytes().splitlines()[:10]
 
     def exploding_reduce(state: PartitionState, envelope: FactEnvelope) -> object:
@@ -100,14 +102,34 @@ def test_a_fact_the_reducer_cannot_process_is_reported_as_unprocessable(monkeypa
             raise RuntimeError("boom")
         return reduce(state, envelope)
 
-    monkeypatch.setattr(replay_module, "reduce", exploding_reduce)
+    monkeypatch.setattr(reducer.boundary, "reduce", exploding_reduce)
     err = io.StringIO()
 
     stats = replay(lines, io.BytesIO(), err=err)
 
-    assert err.getvalue() == "line 5: unprocessable: RuntimeError: boom\n"
-    assert stats.errors_by_reason == {"unprocessable": 1}
+    assert err.getvalue() == "line 5: reducer_error: RuntimeError: boom\n"
+    assert stats.errors_by_reason == {"reducer_error": 1}
     assert stats.facts == 9
+
+
+def test_lines_that_crashed_replay_before_are_reported_and_replay_goes_on() -> None:
+    """JSON nested past any recursion limit, an integer no changelog can hold, valid JSON that is not a fact."""
+    good = SAMPLE.read_bytes().splitlines()[:10]
+    hostile = [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"v":1,"producer":"p","thread_id":"t","observed_at_ms":'
+        + str(2**70).encode()
+        + b',"fact":{"kind":"server_request_aborted","completed_at_ms":1,"request_id":1}}',
+        b"[]",
+        b"null",
+    ]
+    err = io.StringIO()
+
+    stats = replay([*good[:5], *hostile, *good[5:]], io.BytesIO(), err=err)
+
+    reported = [line.split(":")[0] for line in err.getvalue().splitlines()]
+    assert reported == ["line 6", "line 7", "line 8", "line 9"]
+    assert stats.facts == 10 and stats.errors == 4
 
 
 def test_summary_counts_rows_by_type_errors_and_reducer_drops() -> None:

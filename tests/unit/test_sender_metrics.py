@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.metrics import ProcessorMetrics, SenderMetrics, start_metrics_server
+from services.metrics import ProcessorMetrics, PublisherMetrics, Readiness, SenderMetrics, start_metrics_server
 
 
 def test_sender_metric_names_are_prefixed_and_stable() -> None:
@@ -75,3 +75,29 @@ def test_a_failing_readiness_callback_means_not_ready() -> None:
         assert httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 503
     finally:
         server.close()
+
+
+def test_a_readiness_verdict_with_a_reason_answers_503_with_that_reason() -> None:
+    verdict = Readiness(False, "partitions stalled: 0, 3")
+    server = start_metrics_server(0, CollectorRegistry(), ready=lambda: verdict, host="127.0.0.1")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client:
+            answer = client.get("/readyz")
+            assert (answer.status_code, answer.text) == (503, "not ready: partitions stalled: 0, 3\n")
+            verdict = Readiness(True)
+            assert client.get("/readyz").status_code == 200
+    finally:
+        server.close()
+
+
+def test_the_overflow_counter_is_the_publishers_and_the_processor_no_longer_exports_one() -> None:
+    registry = CollectorRegistry()
+    PublisherMetrics(registry).buffer_overflows.inc(2)
+    assert "review_analytics_publisher_buffer_overflows_total 2.0" in generate_latest(registry).decode()
+    assert "buffer_overflows" not in generate_latest(_processor_registry()).decode()
+
+
+def _processor_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    ProcessorMetrics(registry)
+    return registry

@@ -6,6 +6,8 @@ import msgspec
 import pytest
 
 from reducer import changelog_records, restore, snapshot
+from reducer.clock import advance
+from reducer.limits import DEFAULT_LIMITS
 from schemas.codec import decode_family
 from schemas.state import NO_ENTRIES, FamilyState, PartitionState
 from tests.support.builders import (
@@ -31,6 +33,7 @@ def _busy_state() -> PartitionState:
     ]
     facts[-1].observed_at_ms = 5_000
     state, _ = run(facts)
+    advance(state, [fact.observed_at_ms for fact in facts], DEFAULT_LIMITS)
     state.drops["something"] = 3
     return state
 
@@ -66,6 +69,15 @@ def test_later_records_win_and_tombstones_delete() -> None:
     assert sorted(restored.families) == ["thread-1"]
     assert restored.families["thread-1"] == state.families["thread-1"]
     assert restored.watermark_ms == 5_000
+
+
+def test_an_open_run_of_facts_ahead_of_the_watermark_is_restored_with_it() -> None:
+    state = PartitionState(watermark_ms=1_000)
+    advance(state, [10**12, 10**12 + 5, 10**12 - 5], DEFAULT_LIMITS)
+
+    restored = restore(snapshot(state).items())
+
+    assert (restored.watermark_ms, restored.ahead_run, restored.ahead_min_ms) == (1_000, 3, 10**12 - 5)
 
 
 def test_changelog_records_cover_the_dirty_subset_with_tombstones_for_missing_keys() -> None:

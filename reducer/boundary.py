@@ -1,0 +1,531 @@
+"""The containment boundary: everything that happens to one fact, and nothing that escapes it.
+
+A :class:`PartitionReducer` is one input partition's state machine. It takes the partition's facts as raw
+bytes, in offset order and in batches of any size, and says of every fact exactly one of:
+
+* **reduced**: its rows (already encoded) and its state change are in the :class:`BatchResult`;
+* **refused**: a :class:`Refusal` with a stable ``reason`` and the exception, for the dead-letter topic;
+  the state is exactly as if the fact had never arrived;
+* **dropped**: the fact was reduced but a rule dropped what it asked for (an answer to an unknown
+  request, an evicted family, ...), counted by reason in ``state.drops``.
+
+Inside the boundary: decoding (``schemas.codec``), reducing (:func:`reducer.core.reduce`), encoding the
+rows, encoding the changed state, and checking both against ``limits.max_record_bytes``. No exception
+raised for one fact leaves it, so a bug in the reducer costs one dead letter per affected fact, never the
+partition.
+
+Refusal reasons (the ``dlq.reason`` header):
+
+=====================  =====================================================================
+``undecodable`` ...    the decode reasons of :mod:`schemas.codec` (``FactDecodeError.reason``)
+``reducer_error``      the reducer raised
+``row_unencodable``    a row it emitted cannot be encoded as JSON
+``row_too_large``      a row's record would exceed ``limits.max_record_bytes``
+``state_unencodable``  the fact's family (or connection) can no longer be encoded for the changelog
+``state_too_large``    the family's changelog record would exceed ``limits.max_record_bytes``
+=====================  =====================================================================
+
+How "as if it never arrived" stays cheap (docs/reliability.md, "The containment boundary"): the reducer
+mutates state in place, and copying a family before every fact would cost a fifth of the throughput. So a
+batch runs optimistically and only the families that need it pay:
+
+1. **Fast pass.** Facts are reduced in place. For every family the boundary keeps an upper bound of its
+   encoded size: its last changelog value plus ``GROWTH_PER_BYTE`` bytes per byte of fact plus
+   ``GROWTH_PER_FACT`` (a fact stores at most a few copies of its own strings). While the bound is under
+   ``max_record_bytes`` no fact of the family can make its record too large, so nothing is checked.
+2. **Careful mode**, for a family whose bound crossed the limit: before each of its facts the family is
+   encoded (its exact size, and the bytes to roll back to), after it the family is encoded again and
+   checked; a fact that fails is refused and the family decoded back.
+3. **Redo**, for a family whose fact failed in the fast pass (the reducer raised, a row could not be
+   encoded or was too large) or whose record failed at the end of the batch: its rows of this batch are
+   taken back, the family is decoded from its last changelog value (kept in :attr:`values`) and its facts
+   of the batch are reduced again in careful mode. Connections, which its facts read, are wound back to
+   the start of the batch and forward again fact by fact from a journal, so each fact sees the connection
+   table it saw the first time. Reducing is deterministic, so the redo reproduces every good fact exactly.
+
+``Initialize`` facts, which change only the connection table, are always handled carefully (they are
+rare). Refused facts do not move the clock (:mod:`reducer.clock`), which is folded once per batch over the
+reduced facts. After the batch: per-family caps, idle expiry (:class:`reducer.expiry.IdleIndex`), and the
+byte budget (longest-idle families evicted until the state is under 90 % of ``state_budget_bytes``).
+
+Every outcome depends only on the facts and their order, not on the batch sizes, except where a rule
+applies at batch ends (caps, expiry and the budget, as before the boundary existed; and drop counters of a
+redone family, which may count its good facts' drops twice). Replay and the system tests' oracle use this
+class too, so they agree with the processor by construction.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+from reducer.clock import advance
+from reducer.context import bump, connection_key
+from reducer.core import family_key, reduce
+from reducer.expiry import IdleIndex, enforce_caps
+from reducer.limits import DEFAULT_LIMITS, Limits
+from reducer.snapshot import CONNECTION_PREFIX, FAMILY_PREFIX, WATERMARK_KEY, encode_clock, restore_values
+from schemas.codec import FactDecodeError, decode_fact, decode_family, encode_connection, encode_family, row_encoder
+from schemas.events import Row
+from schemas.facts import FactEnvelope, Initialize
+from schemas.state import ConnectionState, FamilyState, PartitionState
+
+__all__ = [
+    "GROWTH_PER_BYTE",
+    "GROWTH_PER_FACT",
+    "BatchResult",
+    "PartitionReducer",
+    "Refusal",
+    "RowOut",
+]
+
+GROWTH_PER_BYTE: Final = 4
+"""Upper bound of the bytes one byte of a fact can add to its family's changelog value. A fact's strings are
+kept at most twice (a map key and a field of the entry), and MessagePack never takes more bytes for a
+string, an integer or a boolean than its JSON text; 4 leaves a margin."""
+GROWTH_PER_FACT: Final = 1024
+"""Upper bound of what one fact adds beyond its own bytes (struct headers, counters, timestamps)."""
+BUDGET_LOW_WATER: Final = 0.9
+"""Over budget, families are evicted until the state is under this fraction of it."""
+
+RECORD_OVERHEAD: Final = 64
+"""Bytes a produced row record carries besides its key and value (its two headers, as the processor sets them)."""
+
+_encode_row: Final = row_encoder()
+
+
+class RowOut(NamedTuple):
+    """One row of a reduced fact: ``nth`` counts the fact's rows from 0."""
+
+    position: int
+    nth: int
+    family: str
+    value: bytes
+    cls: type[Row]
+
+
+class Refusal(NamedTuple):
+    """A fact dead-lettered by the boundary: where it was in the batch, why, and the exception."""
+
+    position: int
+    reason: str
+    error: BaseException
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produced, in the order to commit it."""
+
+    rows: list[RowOut] = field(default_factory=list)
+    """Rows in fact order (position, then index)."""
+    refused: list[Refusal] = field(default_factory=list)
+    """Refused facts in position order."""
+    changelog: list[tuple[str, bytes | None]] = field(default_factory=list)
+    """Changed state as changelog records (``None``: tombstone); the clock record last."""
+    reduced: int = 0
+    """Facts reduced (the batch's facts less the refused ones)."""
+    ahead: int = 0
+    """Reduced facts observed too far ahead of the watermark to move it (``reducer.clock``)."""
+
+
+class _StateTooLarge(ValueError):
+    reason = "state_too_large"
+
+
+class _StateUnencodable(ValueError):
+    reason = "state_unencodable"
+
+
+class _RowTooLarge(ValueError):
+    reason = "row_too_large"
+
+
+class _RowUnencodable(ValueError):
+    reason = "row_unencodable"
+
+
+class _ReducerError(ValueError):
+    reason = "reducer_error"
+
+
+ConnectionChange = tuple[int, str, ConnectionState | None, ConnectionState | None]
+"""(position, connection key, before, after) of one change to the connection table."""
+
+
+_MISSING: Final = object()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Book-keeping of one :meth:`PartitionReducer.run`."""
+
+    envelopes: list[FactEnvelope | None]
+    result: BatchResult
+    families: dict[str, list[int]] = field(default_factory=dict)
+    """Family key -> positions of its facts in this batch (decoded, not ``Initialize``)."""
+    connections: set[str] = field(default_factory=set)
+    """Connection keys this batch changed."""
+    journal: list[ConnectionChange] = field(default_factory=list)
+    """Connection changes in order: (position, key, before, after)."""
+    bounds: dict[str, int] = field(default_factory=dict)
+    careful: dict[str, bytes | None] = field(default_factory=dict)
+    """Families in careful mode -> their value after the last good fact (``None``: the family does not exist)."""
+    failed: dict[str, int] = field(default_factory=dict)
+    """Families to redo -> the last position the fast pass reduced (or tried to)."""
+    refused: set[int] = field(default_factory=set)
+
+
+class PartitionReducer:
+    """One partition's state, its last changelog values and its bounds; see the module docstring."""
+
+    __slots__ = ("idle_index", "idle_ttl_ms", "limits", "state", "state_bytes", "values")
+
+    def __init__(
+        self,
+        state: PartitionState | None = None,
+        *,
+        idle_ttl_ms: int,
+        limits: Limits = DEFAULT_LIMITS,
+        values: dict[str, bytes] | None = None,
+    ) -> None:
+        """``values``: the families' changelog values (``{family key: value}``) when known, else computed."""
+        if idle_ttl_ms < 0:
+            raise ValueError(f"idle_ttl_ms must be >= 0, got {idle_ttl_ms}")
+        self.state = state if state is not None else PartitionState()
+        self.idle_ttl_ms = idle_ttl_ms
+        self.limits = limits
+        if values is None:
+            values = {key: encode_family(family) for key, family in self.state.families.items()}
+        self.values = values
+        """The last changelog value of every family in the state, by family key (what a redo starts from)."""
+        self.state_bytes = sum(len(value) for value in values.values())
+        """Encoded size of the families (the byte budget's measure)."""
+        self.idle_index = IdleIndex(self.state)
+
+    @classmethod
+    def restored(
+        cls, records: Iterable[tuple[str, bytes | None]], *, idle_ttl_ms: int, limits: Limits = DEFAULT_LIMITS
+    ) -> PartitionReducer:
+        """From changelog records in offset order (see :func:`reducer.snapshot.restore`)."""
+        state, values = restore_values(records)
+        families = {key[len(FAMILY_PREFIX) :]: value for key, value in values.items() if key.startswith(FAMILY_PREFIX)}
+        return cls(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=families)
+
+    # --- one batch ------------------------------------------------------------------------------------
+
+    def run(self, facts: Sequence[bytes | memoryview | None]) -> BatchResult:
+        """Reduce a batch of facts (raw bytes; ``None`` for a record without a value), in order."""
+        batch = _Batch(envelopes=[], result=BatchResult())
+        self._fast_pass(facts, batch)
+        for key in list(batch.failed):
+            self._redo(key, batch)
+        self._finish(batch)
+        return batch.result
+
+    def _fast_pass(self, facts: Sequence[bytes | memoryview | None], batch: _Batch) -> None:
+        state = self.state
+        limit = self.limits.max_record_bytes
+        values = self.values
+        envelopes = batch.envelopes
+        positions_of = batch.families
+        bounds = batch.bounds
+        careful = batch.careful
+        failed = batch.failed
+        rows = batch.result.rows
+        for position, raw in enumerate(facts):
+            try:
+                if raw is None:
+                    raise FactDecodeError("record has no value (tombstone)")
+                envelope = decode_fact(raw)
+            except Exception as error:  # decode_fact promises FactDecodeError only; a broken promise is contained too
+                reason = error.reason if isinstance(error, FactDecodeError) else "undecodable"
+                self._refuse(batch, position, reason, error)
+                envelopes.append(None)
+                continue
+            envelopes.append(envelope)
+            if type(envelope.fact) is Initialize:
+                self._initialize(position, envelope, batch)
+                continue
+            key = family_key(envelope)
+            positions = positions_of.get(key)
+            if positions is None:
+                positions = positions_of[key] = []
+                value = values.get(key)
+                bound = 0 if value is None else len(value)
+            else:
+                if key in failed:
+                    positions.append(position)
+                    continue  # redone with the rest of its facts
+                bound = bounds[key]
+            positions.append(position)
+            bound += GROWTH_PER_BYTE * len(raw) + GROWTH_PER_FACT
+            bounds[key] = bound
+            if bound > limit or key in careful:
+                self._careful(position, key, envelope, batch, rows)
+                continue
+            try:
+                emitted = reduce(state, envelope)[1]
+                if emitted:
+                    encoded = _encode_rows(emitted, key, limit)
+                    for nth, row in enumerate(emitted):
+                        rows.append(RowOut(position, nth, key, encoded[nth], type(row)))
+            except Exception:  # any failure of this fact: the family is redone carefully
+                failed[key] = position
+
+    def _refuse(self, batch: _Batch, position: int, reason: str, error: BaseException) -> None:
+        batch.result.refused.append(Refusal(position, reason, error))
+        batch.refused.add(position)
+
+    def _initialize(self, position: int, envelope: FactEnvelope, batch: _Batch) -> None:
+        """An ``Initialize``: changes one connection only, always checked before it is kept."""
+        state = self.state
+        connections = state.connections
+        fact = envelope.fact
+        assert isinstance(fact, Initialize)
+        key = connection_key(envelope.producer, fact.connection_id)
+        before = connections.get(key)
+        try:
+            reduce(state, envelope)
+            after = connections.get(key)
+            if after is not None:
+                _check_record(CONNECTION_PREFIX + key, _encode_state(encode_connection, after), self.limits)
+        except Exception as error:
+            if before is None:
+                connections.pop(key, None)
+            else:
+                connections[key] = before
+            self._refuse(batch, position, _reason(error), error)
+            return
+        batch.journal.append((position, key, before, after))
+        batch.connections.add(key)
+        if before is None and len(connections) > self.limits.max_connections:
+            oldest = next(iter(connections))
+            evicted = connections.pop(oldest)
+            batch.journal.append((position, oldest, evicted, None))
+            batch.connections.add(oldest)
+            bump(state, "connection_evicted")
+
+    def _careful(self, position: int, key: str, envelope: FactEnvelope, batch: _Batch, rows: list[RowOut]) -> None:
+        """Reduce one fact of ``key`` with its family encoded before and after, and roll back on any failure."""
+        families = self.state.families
+        limit = self.limits.max_record_bytes
+        before = batch.careful.get(key, _MISSING)
+        if before is _MISSING:
+            family = families.get(key)
+            before = None if family is None else encode_family(family)
+        assert before is None or isinstance(before, bytes)
+        try:
+            emitted = reduce(self.state, envelope)[1]
+            encoded = _encode_rows(emitted, key, limit) if emitted else []
+            family = families.get(key)
+            after = None if family is None else _encode_state(encode_family, family)
+            if after is not None:
+                _check_record(FAMILY_PREFIX + key, after, self.limits)
+        except Exception as error:
+            if before is None:
+                families.pop(key, None)
+            else:
+                families[key] = decode_family(before)
+            batch.careful[key] = before
+            self._refuse(batch, position, _reason(error), error)
+            return
+        batch.careful[key] = after
+        rows.extend(
+            RowOut(position, index, key, value, type(row))
+            for index, (row, value) in enumerate(zip(emitted, encoded, strict=True))
+        )
+
+    def _redo(self, key: str, batch: _Batch) -> None:
+        """Reduce ``key``'s facts of this batch again, carefully, from its last changelog value."""
+        state = self.state
+        rows = batch.result.rows
+        rows[:] = [row for row in rows if row.family != key]
+        reduced_until = batch.failed.pop(key)
+        value = self.values.get(key)
+        if value is None:
+            state.families.pop(key, None)
+        else:
+            state.families[key] = decode_family(value)
+        batch.careful[key] = value
+        journal = batch.journal
+        _wind_back(state.connections, journal)
+        applied = 0
+        drops = state.drops
+        for position in batch.families[key]:
+            if position in batch.refused:
+                continue  # refused in careful mode before the fast pass gave up on the family
+            while applied < len(journal) and journal[applied][0] < position:
+                _apply(state.connections, journal[applied])
+                applied += 1
+            envelope = batch.envelopes[position]
+            assert envelope is not None
+            if position <= reduced_until:
+                state.drops = {}  # its drops were counted when the fast pass reduced it
+            try:
+                self._careful(position, key, envelope, batch, rows)
+            finally:
+                state.drops = drops
+        for change in journal[applied:]:
+            _apply(state.connections, change)
+        batch.result.rows.sort(key=_row_order)
+
+    def _finish(self, batch: _Batch) -> None:
+        """Caps, the changelog values of what changed, the clock, expiry and the byte budget."""
+        state = self.state
+        result = batch.result
+        dirty = sorted(batch.families)
+        enforce_caps(state, dirty)
+        changed = self._encode_families(dirty, batch)
+        if batch.failed:  # a record that cannot be written: redo those families, then encode them again
+            for key in list(batch.failed):
+                self._redo(key, batch)
+            enforce_caps(state, dirty)
+            changed = self._encode_families(dirty, batch)
+            for key in batch.failed:  # cannot happen (a redo keeps only checked values): never keep unwritable state
+                state.families.pop(key, None)
+                bump(state, "unwritable_family")
+                changed.append((key, None))
+        refused = batch.refused
+        envelopes = batch.envelopes
+        result.refused.sort(key=_refusal_order)
+        result.reduced = len(envelopes) - len(refused)
+        result.ahead = advance(
+            state,
+            (fact.observed_at_ms for p, fact in enumerate(envelopes) if fact is not None and p not in refused),
+            self.limits,
+        )
+        evicted = self.idle_index.expire(state, self.idle_ttl_ms, dirty)
+        over_budget = self._enforce_budget()
+        if over_budget:
+            self.idle_index.forget(over_budget)
+            evicted.extend(over_budget)
+        values = self.values
+        records = result.changelog
+        for key, value in changed:
+            records.append((FAMILY_PREFIX + key, value))
+        for key in sorted(set(evicted)):
+            old = values.pop(key, None)
+            if old is not None:
+                self.state_bytes -= len(old)
+            records.append((FAMILY_PREFIX + key, None))
+        for key in sorted(batch.connections):
+            connection = state.connections.get(key)
+            records.append((CONNECTION_PREFIX + key, None if connection is None else encode_connection(connection)))
+        records.append((WATERMARK_KEY, encode_clock(state)))
+
+    def _encode_families(self, keys: list[str], batch: _Batch) -> list[tuple[str, bytes | None]]:
+        """New changelog values of ``keys`` (``None``: gone), stored in :attr:`values`; failures go to redo."""
+        families = self.state.families
+        values = self.values
+        changed: list[tuple[str, bytes | None]] = []
+        for key in keys:
+            family = families.get(key)
+            old = values.get(key)
+            if family is None:
+                new = None
+            else:
+                try:
+                    new = _encode_state(encode_family, family)
+                    _check_record(FAMILY_PREFIX + key, new, self.limits)
+                except Exception:
+                    batch.failed[key] = batch.families[key][-1]
+                    continue
+            if old is not None:
+                self.state_bytes -= len(old)
+            if new is None:
+                values.pop(key, None)
+            else:
+                values[key] = new
+                self.state_bytes += len(new)
+            changed.append((key, new))
+        return changed
+
+    def _enforce_budget(self) -> list[str]:
+        """Evict the longest-idle families while the state is over its byte budget; return their keys."""
+        budget = self.limits.state_budget_bytes
+        if self.state_bytes <= budget:
+            return []
+        state = self.state
+        target = int(budget * BUDGET_LOW_WATER)
+        future = state.watermark_ms + self.limits.max_clock_skew_ms
+        # Families last seen far ahead of the watermark go first: only facts with implausible times keep them.
+        order = [
+            (family.last_seen_ms <= future, family.last_seen_ms, key) for key, family in state.families.items()
+        ]
+        heapq.heapify(order)
+        evicted: list[str] = []
+        values = self.values
+        size = self.state_bytes
+        while order and size > target:
+            _, _, key = heapq.heappop(order)
+            del state.families[key]
+            value = values.get(key)
+            size -= 0 if value is None else len(value)
+            evicted.append(key)
+            bump(state, "budget_evicted_family")
+        return evicted
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _encode_rows(rows: Sequence[Row], family: str, limit: int) -> list[bytes]:
+    """Encode a fact's rows; raise when one cannot be encoded or would make a record over ``limit``."""
+    encoded: list[bytes] = []
+    room = limit - len(family.encode()) - RECORD_OVERHEAD
+    for row in rows:
+        try:
+            value = _encode_row(row)
+        except Exception as error:
+            raise _RowUnencodable(f"{type(row).__name__}: {type(error).__name__}: {error}") from error
+        if len(value) > room:
+            raise _RowTooLarge(f"{type(row).__name__} of {len(value)} bytes; a record allows {room} for it")
+        encoded.append(value)
+    return encoded
+
+
+def _encode_state(encode: object, value: FamilyState | ConnectionState) -> bytes:
+    try:
+        return encode(value)  # type: ignore[operator,no-any-return]
+    except Exception as error:
+        raise _StateUnencodable(f"{type(error).__name__}: {error}") from error
+
+
+def _check_record(name: str, value: bytes, limits: Limits) -> None:
+    size = len(name.encode()) + len(value)
+    if size > limits.max_record_bytes:
+        raise _StateTooLarge(f"changelog record {name[:80]!r} of {size} bytes exceeds {limits.max_record_bytes}")
+
+
+_OWN_ERRORS: Final = (_StateTooLarge, _StateUnencodable, _RowTooLarge, _RowUnencodable)
+
+
+def _reason(error: BaseException) -> str:
+    """The refusal reason of an exception raised inside the boundary."""
+    return error.reason if isinstance(error, _OWN_ERRORS) else _ReducerError.reason
+
+
+def _wind_back(connections: dict[str, ConnectionState], journal: list[ConnectionChange]) -> None:
+    for _, key, before, _ in reversed(journal):
+        if before is None:
+            connections.pop(key, None)
+        else:
+            connections[key] = before
+
+
+def _apply(connections: dict[str, ConnectionState], change: ConnectionChange) -> None:
+    _, key, _, after = change
+    if after is None:
+        connections.pop(key, None)
+    else:
+        connections[key] = after
+
+
+def _row_order(row: RowOut) -> tuple[int, int]:
+    return row.position, row.nth
+
+
+def _refusal_order(refusal: Refusal) -> int:
+    return refusal.position
