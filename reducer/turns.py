@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import cast
 
+import msgspec
+
 from reducer.context import bump, client_request_key, connection_key, non_negative, shared, shared_or_none
 from schemas.events import (
     ACCEPTED_LINE_FINGERPRINTS_PARAMS_EVENT_TYPE,
@@ -71,7 +73,6 @@ from schemas.state import (
     TokenUsage,
     TurnCodexError,
     TurnCompletion,
-    TurnProfileTimes,
     TurnState,
 )
 
@@ -318,16 +319,7 @@ def on_turn_token_usage(
 def on_turn_profile(
     state: PartitionState, family: FamilyState, fact: TurnProfileFact, now_s: int, rows: list[Row]
 ) -> None:
-    profile = fact.profile
-    ensure_turn(family, fact.turn_id).profile = TurnProfileTimes(
-        before_first_sampling_ms=profile.before_first_sampling_ms,
-        sampling_ms=profile.sampling_ms,
-        between_sampling_overhead_ms=profile.between_sampling_overhead_ms,
-        tool_blocking_ms=profile.tool_blocking_ms,
-        after_last_sampling_ms=profile.after_last_sampling_ms,
-        sampling_request_count=profile.sampling_request_count,
-        sampling_retry_count=profile.sampling_retry_count,
-    )
+    ensure_turn(family, fact.turn_id).profile = fact.profile
     maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
 
 
@@ -420,13 +412,7 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
                 output_tokens=None if usage is None else usage.output_tokens,
                 reasoning_output_tokens=None if usage is None else usage.reasoning_output_tokens,
                 total_tokens=None if usage is None else usage.total_tokens,
-                before_first_sampling_ms=profile.before_first_sampling_ms,
-                sampling_ms=profile.sampling_ms,
-                between_sampling_overhead_ms=profile.between_sampling_overhead_ms,
-                tool_blocking_ms=profile.tool_blocking_ms,
-                after_last_sampling_ms=profile.after_last_sampling_ms,
-                sampling_request_count=profile.sampling_request_count,
-                sampling_retry_count=profile.sampling_retry_count,
+                **msgspec.structs.asdict(profile),
                 duration_ms=completed.duration_ms,
                 started_at=turn.started_at,
                 completed_at=completed.completed_at,

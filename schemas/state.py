@@ -30,6 +30,7 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from schemas.events import AppServerClient
+from schemas.facts import TurnProfile
 from schemas.protocol import RuntimeMetadata
 
 KEY_SEP = "\x1f"
@@ -120,18 +121,6 @@ class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True, gc=False
     is_steer: bool = False
 
 
-class TurnProfileTimes(msgspec.Struct, kw_only=True, array_like=True, gc=False):
-    """A ``turn_profile`` fact's profile, copied to the turn row."""
-
-    before_first_sampling_ms: int
-    sampling_ms: int
-    between_sampling_overhead_ms: int
-    tool_blocking_ms: int
-    after_last_sampling_ms: int
-    sampling_request_count: int
-    sampling_retry_count: int
-
-
 class TurnCodexError(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """A ``turn_codex_error`` fact: the core error's kind and HTTP status."""
 
@@ -218,7 +207,8 @@ class TurnState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     latest_diff: DiffLineCounts | None = None
     steer_count: int = 0
     tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
-    profile: TurnProfileTimes | None = None
+    profile: TurnProfile | None = None
+    """The ``turn_profile`` fact's profile as it came (copied to the turn row)."""
     codex_error: TurnCodexError | None = None
 
 
@@ -236,12 +226,7 @@ class FamilyState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
     def is_empty(self) -> bool:
         return not (
-            self.threads
-            or self.requests
-            or self.turns
-            or self.started_at_ms
-            or self.pending_reviews
-            or self.summaries
+            self.threads or self.requests or self.turns or self.started_at_ms or self.pending_reviews or self.summaries
         )
 
 
