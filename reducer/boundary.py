@@ -33,9 +33,10 @@ batch runs optimistically and only the families that need it pay:
    encoded size: its last changelog value plus ``GROWTH_PER_BYTE`` bytes per byte of fact plus
    ``GROWTH_PER_FACT`` (a fact stores at most a few copies of its own strings). While the bound is under
    ``max_record_bytes`` no fact of the family can make its record too large, so nothing is checked.
-2. **Careful mode**, for a family whose bound crossed the limit: before each of its facts the family is
-   encoded (its exact size, and the bytes to roll back to), after it the family is encoded again and
-   checked; a fact that fails is refused and the family decoded back.
+2. **Careful mode**, for a fact that would take its family's bound over the limit: the family is encoded
+   before it (the bytes to roll back to) and after it (its exact size, which becomes the new bound);
+   a fact that fails is refused and the family decoded back. Only a family within a fact's growth of the
+   limit pays this: one encode per fact, and a decode per refusal.
 3. **Redo**, for a family whose fact failed in the fast pass (the reducer raised, a row could not be
    encoded or was too large) or whose record failed at the end of the batch: its rows of this batch are
    taken back, the family is decoded from its last changelog value (kept in :attr:`values`) and its facts
@@ -262,9 +263,11 @@ class PartitionReducer:
             positions.append(position)
             bound += GROWTH_PER_BYTE * len(raw) + GROWTH_PER_FACT
             bounds[key] = bound
-            if bound > limit or key in careful:
-                self._careful(position, key, envelope, batch, rows)
+            if bound > limit:
+                self._careful(position, key, envelope, batch, rows)  # sets the bound to the exact size
                 continue
+            if careful:
+                careful.pop(key, None)  # the bytes kept for a rollback are stale once a fact changes it here
             try:
                 emitted = reduce(state, envelope)[1]
                 if emitted:
@@ -314,7 +317,12 @@ class PartitionReducer:
         before = batch.careful.get(key, _MISSING)
         if before is _MISSING:
             family = families.get(key)
-            before = None if family is None else encode_family(family)
+            try:
+                before = None if family is None else _encode_state(encode_family, family)
+            except _StateUnencodable:  # an earlier fact of the batch broke it (F8): redo the family
+                positions = batch.families[key]
+                batch.failed[key] = positions[-2] if len(positions) > 1 else -1
+                return
         assert before is None or isinstance(before, bytes)
         try:
             emitted = reduce(self.state, envelope)[1]
@@ -329,9 +337,11 @@ class PartitionReducer:
             else:
                 families[key] = decode_family(before)
             batch.careful[key] = before
+            batch.bounds[key] = 0 if before is None else len(before)
             self._refuse(batch, position, _reason(error), error)
             return
         batch.careful[key] = after
+        batch.bounds[key] = 0 if after is None else len(after)
         rows.extend(
             RowOut(position, index, key, value, type(row))
             for index, (row, value) in enumerate(zip(emitted, encoded, strict=True))
@@ -397,18 +407,16 @@ class PartitionReducer:
             self.limits,
         )
         evicted = self.idle_index.expire(state, self.idle_ttl_ms, dirty)
+        self._release(evicted)  # before the budget looks at the size: expired families weigh nothing (F9)
         over_budget = self._enforce_budget()
         if over_budget:
+            self._release(over_budget)
             self.idle_index.forget(over_budget)
             evicted.extend(over_budget)
-        values = self.values
         records = result.changelog
         for key, value in changed:
             records.append((FAMILY_PREFIX + key, value))
         for key in sorted(set(evicted)):
-            old = values.pop(key, None)
-            if old is not None:
-                self.state_bytes -= len(old)
             records.append((FAMILY_PREFIX + key, None))
         for key in sorted(batch.connections):
             connection = state.connections.get(key)
@@ -441,6 +449,14 @@ class PartitionReducer:
                 self.state_bytes += len(new)
             changed.append((key, new))
         return changed
+
+    def _release(self, keys: Iterable[str]) -> None:
+        """Forget the changelog values of evicted families."""
+        values = self.values
+        for key in keys:
+            old = values.pop(key, None)
+            if old is not None:
+                self.state_bytes -= len(old)
 
     def _enforce_budget(self) -> list[str]:
         """Evict the longest-idle families while the state is over its byte budget; return their keys."""

@@ -5,8 +5,9 @@
 * State travels as MessagePack (compact changelog values).
 
 Decode failures are data, not crashes: :func:`decode_fact` raises only :class:`FactDecodeError`
-subclasses, whose ``reason`` is a stable label for metrics and dead-letter headers and whose message
-carries msgspec's ``$.path`` of the offending field.
+subclasses, whatever the bytes, whose ``reason`` is a stable label for metrics and dead-letter headers
+and whose message carries msgspec's ``$.path`` of the offending field. The bounds a fact must respect
+(integer range, string lengths, free-form values, nesting) are declared in :mod:`schemas.bounds`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final
 
 import msgspec
 
+from schemas.bounds import FreeFormTooDeep
 from schemas.events import Row
 from schemas.facts import SCHEMA_VERSION, EnvelopeHeader, FactEnvelope
 from schemas.state import ConnectionState, FamilyState
@@ -43,9 +45,17 @@ class UnsupportedSchemaVersion(FactDecodeError):
 
 
 class InvalidFact(FactDecodeError):
-    """Valid JSON and a known version, but a field has the wrong type, value or tag."""
+    """Valid JSON and a known version, but a field has the wrong type, value or tag, or breaks a bound
+    of :mod:`schemas.bounds` (an integer outside signed 64 bits, a string or free-form value too long)."""
 
     reason = "invalid"
+
+
+class TooDeepFact(FactDecodeError):
+    """Nested deeper than a bound: a free-form value deeper than ``schemas.bounds.MAX_FREE_FORM_DEPTH``,
+    or a document too deep for the decoder's recursion at all."""
+
+    reason = "too_deep"
 
 
 class OversizedFact(FactDecodeError):
@@ -54,6 +64,7 @@ class OversizedFact(FactDecodeError):
     reason = "oversized"
 
 
+_TOO_DEEP: Final = "nested too deeply to decode (deeper than the decoder's recursion limit)"
 _fact_decoder: Final = msgspec.json.Decoder(FactEnvelope)
 _header_decoder: Final = msgspec.json.Decoder(EnvelopeHeader)
 _json_encoder: Final = msgspec.json.Encoder()
@@ -63,27 +74,43 @@ _msgpack_encoder: Final = msgspec.msgpack.Encoder()
 
 
 def decode_fact(raw: bytes | memoryview) -> FactEnvelope:
-    """Decode one fact, or raise a :class:`FactDecodeError` that says why."""
+    """Decode one fact, or raise a :class:`FactDecodeError` that says why; never any other exception."""
     if len(raw) > MAX_FACT_BYTES:
         raise OversizedFact(f"fact of {len(raw)} bytes exceeds the {MAX_FACT_BYTES}-byte limit")
     try:
         envelope = _fact_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise _explain(raw, exc) from None
-    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a JSON string
-        raise UndecodableFact(f"invalid UTF-8: {exc}") from None
+    except Exception as exc:  # the one slow path: explain, or refuse whatever went wrong
+        raise _refusal(raw, exc) from None
     if envelope.v != SCHEMA_VERSION:
         raise UnsupportedSchemaVersion(f"envelope version {envelope.v} (this reducer reads {SCHEMA_VERSION})")
     return envelope
 
 
-def _explain(raw: bytes | memoryview, exc: msgspec.DecodeError) -> FactDecodeError:
+def _refusal(raw: bytes | memoryview, exc: Exception) -> FactDecodeError:
+    """The :class:`FactDecodeError` for a failed decode; its own failures are refusals too."""
+    try:
+        return _explain(raw, exc)
+    except RecursionError:  # the header of a document too deep to decode
+        return TooDeepFact(_TOO_DEEP)
+    except Exception as unexpected:  # a backstop: a decoder failure nothing above foresaw
+        return UndecodableFact(f"{type(unexpected).__name__}: {unexpected}")
+
+
+def _explain(raw: bytes | memoryview, exc: Exception) -> FactDecodeError:
+    if isinstance(exc, RecursionError):
+        return TooDeepFact(_TOO_DEEP)
+    if isinstance(exc, UnicodeDecodeError):  # invalid UTF-8 inside a JSON string
+        return UndecodableFact(f"invalid UTF-8: {exc}")
+    if not isinstance(exc, msgspec.DecodeError):
+        return UndecodableFact(f"{type(exc).__name__}: {exc}")
     try:
         header = _header_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return UndecodableFact(str(exc))
     if header.v != SCHEMA_VERSION:
         return UnsupportedSchemaVersion(f"envelope version {header.v} (this reducer reads {SCHEMA_VERSION})")
+    if isinstance(exc.__cause__, FreeFormTooDeep):
+        return TooDeepFact(str(exc))
     if isinstance(exc, msgspec.ValidationError):
         return InvalidFact(str(exc))
     return UndecodableFact(str(exc))

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from schemas.bounds import Id, Int64, Name, Path, check_free_form
 from schemas.protocol import RpcTransport, RuntimeMetadata
 
 
@@ -397,7 +398,11 @@ SandboxPermissions = Literal["use_default", "require_escalated", "with_additiona
 
 
 class _ReviewedAction(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
-    """``GuardianReviewedAction``: internally tagged by ``type`` with snake_case tags."""
+    """``GuardianReviewedAction``: internally tagged by ``type`` with snake_case tags.
+
+    Decoded from the guardian review fact and copied into its row as is, so its fields carry the bounds of
+    :mod:`schemas.bounds`; the free-form ``additional_permissions`` is checked by ``__post_init__``.
+    """
 
 
 class ShellReviewedAction(_ReviewedAction, tag="shell"):
@@ -405,18 +410,27 @@ class ShellReviewedAction(_ReviewedAction, tag="shell"):
     additional_permissions: Any = None
     """Core ``AdditionalPermissionProfile`` JSON, forwarded verbatim (its exact shape is unverified)."""
 
+    def __post_init__(self) -> None:
+        check_free_form(self.additional_permissions, "additional_permissions")
+
 
 class UnifiedExecReviewedAction(_ReviewedAction, tag="unified_exec"):
     sandbox_permissions: SandboxPermissions
     additional_permissions: Any = None
     tty: bool = False
 
+    def __post_init__(self) -> None:
+        check_free_form(self.additional_permissions, "additional_permissions")
+
 
 class ExecveReviewedAction(_ReviewedAction, tag="execve"):
-    source: str
+    source: Name
     """Core ``GuardianCommandSource``: ``"shell"`` or ``"unified_exec"`` (inferred, kept open)."""
-    program: str
+    program: Path
     additional_permissions: Any = None
+
+    def __post_init__(self) -> None:
+        check_free_form(self.additional_permissions, "additional_permissions")
 
 
 class ApplyPatchReviewedAction(_ReviewedAction, tag="apply_patch"):
@@ -426,17 +440,17 @@ class ApplyPatchReviewedAction(_ReviewedAction, tag="apply_patch"):
 class NetworkAccessReviewedAction(_ReviewedAction, tag="network_access"):
     """No ``target`` / ``host`` (asserted absent by the Rust test)."""
 
-    protocol: str
+    protocol: Name
     """Core ``NetworkApprovalProtocol``; only ``"https"`` is test-verified, so the value is kept open."""
-    port: int
+    port: Int64
 
 
 class McpToolCallReviewedAction(_ReviewedAction, tag="mcp_tool_call"):
-    server: str
-    tool_name: str
-    connector_id: str | None = None
-    connector_name: str | None = None
-    tool_title: str | None = None
+    server: Name
+    tool_name: Name
+    connector_id: Id | None = None
+    connector_name: Name | None = None
+    tool_title: Name | None = None
 
 
 class RequestPermissionsReviewedAction(_ReviewedAction, tag="request_permissions"):

@@ -16,15 +16,17 @@ Wire form (JSON, one fact per Kafka record or per replay line)::
   clock: where the Rust reducer read ``now()`` (turn-steer ``created_at``, idle-state expiry) it uses this.
 
 Fact kinds mirror ``AnalyticsFact`` / ``CustomAnalyticsFact`` of codex-rs/analytics; payloads embed the
-app-server protocol types of :mod:`schemas.protocol` unchanged.
+app-server protocol types of :mod:`schemas.protocol` unchanged. Every integer is
+:data:`~schemas.bounds.Int64` and every string has a maximum length (:mod:`schemas.bounds`).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
+from schemas.bounds import MAX_LIST_ITEMS, Id, IdList, Int64, Name, Path, Text
 from schemas.events import (
     CompactionImplementation,
     CompactionPhase,
@@ -68,21 +70,21 @@ class Fact(msgspec.Struct, kw_only=True, tag_field="kind", gc=False):
 
 
 class Initialize(Fact, tag="initialize"):
-    connection_id: int
+    connection_id: Int64
     params: InitializeParams
-    product_client_id: str
+    product_client_id: Name
     runtime: RuntimeMetadata
     rpc_transport: RpcTransport
 
 
 class ClientRequestFact(Fact, tag="client_request"):
-    connection_id: int
+    connection_id: Int64
     request_id: RequestId
     request: ClientRequest
 
 
 class ClientResponseFact(Fact, tag="client_response"):
-    connection_id: int
+    connection_id: Int64
     request_id: RequestId
     response: ClientResponse
 
@@ -99,30 +101,30 @@ AnalyticsJsonRpcError = Literal[
 
 
 class ErrorResponseFact(Fact, tag="error_response"):
-    connection_id: int
+    connection_id: Int64
     request_id: RequestId
     error: JsonRpcError
     error_type: AnalyticsJsonRpcError | None = None
 
 
 class ServerRequestFact(Fact, tag="server_request"):
-    connection_id: int
+    connection_id: Int64
     request: ServerRequest
 
 
 class ServerResponseFact(Fact, tag="server_response"):
-    completed_at_ms: int
+    completed_at_ms: Int64
     response: ServerResponse
 
 
 class EffectivePermissionsApprovalResponseFact(Fact, tag="effective_permissions_approval_response"):
-    completed_at_ms: int
+    completed_at_ms: Int64
     request_id: RequestId
     response: RequestPermissionsResponse
 
 
 class ServerRequestAbortedFact(Fact, tag="server_request_aborted"):
-    completed_at_ms: int
+    completed_at_ms: Int64
     request_id: RequestId
 
 
@@ -136,17 +138,17 @@ class NotificationFact(Fact, tag="notification"):
 class SubAgentThreadStarted(Fact, tag="subagent_thread_started"):
     """A sub-agent thread was spawned in-process (no Initialize of its own)."""
 
-    thread_id: str
-    product_client_id: str
-    client_name: str
-    client_version: str
-    model: str
+    thread_id: Id
+    product_client_id: Name
+    client_name: Name
+    client_version: Name
+    model: Name
     subagent_source: SubAgentSource
-    created_at: int
+    created_at: Int64
     runtime: RuntimeMetadata
-    parent_thread_id: str | None = None
-    forked_from_thread_id: str | None = None
-    session_id: str | None = None
+    parent_thread_id: Id | None = None
+    forked_from_thread_id: Id | None = None
+    session_id: Id | None = None
     ephemeral: bool = False
 
 
@@ -157,22 +159,22 @@ class Compaction(Fact, tag="compaction", kw_only=True):
     ``started_at`` / ``completed_at`` are the producer's unix seconds.
     """
 
-    thread_id: str
-    turn_id: str
+    thread_id: Id
+    turn_id: Id
     trigger: CompactionTrigger
     reason: CompactionReason
     implementation: CompactionImplementation
     phase: CompactionPhase
     strategy: CompactionStrategy
     status: CompactionStatus
-    error: str | None = None
-    active_context_tokens_before: int
-    active_context_tokens_after: int
-    retained_image_count: int | None = None
-    compaction_summary_tokens: int | None = None
-    started_at: int
-    completed_at: int
-    duration_ms: int | None = None
+    error: Text | None = None
+    active_context_tokens_before: Int64
+    active_context_tokens_after: Int64
+    retained_image_count: Int64 | None = None
+    compaction_summary_tokens: Int64 | None = None
+    started_at: Int64
+    completed_at: Int64
+    duration_ms: Int64 | None = None
 
 
 class GuardianReviewFact(Fact, tag="guardian_review", kw_only=True):
@@ -183,36 +185,36 @@ class GuardianReviewFact(Fact, tag="guardian_review", kw_only=True):
     always null in Rust. The reducer adds ``session_id``, ``app_server_client`` and ``runtime``.
     """
 
-    thread_id: str
-    turn_id: str
-    review_id: str
-    target_item_id: str | None = None
+    thread_id: Id
+    turn_id: Id
+    review_id: Id
+    target_item_id: Id | None = None
     approval_request_source: GuardianApprovalRequestSource
     reviewed_action: GuardianReviewedAction
     reviewed_action_truncated: bool = False
     decision: GuardianReviewDecision
     terminal_status: GuardianReviewTerminalStatus
     failure_reason: GuardianReviewFailureReason | None = None
-    attempt_count: int = 1
-    risk_level: str | None = None
-    user_authorization: str | None = None
-    outcome: str | None = None
-    guardian_thread_id: str | None = None
+    attempt_count: Int64 = 1
+    risk_level: Name | None = None
+    user_authorization: Name | None = None
+    outcome: Name | None = None
+    guardian_thread_id: Id | None = None
     guardian_session_kind: GuardianReviewSessionKind | None = None
-    guardian_model: str | None = None
-    guardian_reasoning_effort: str | None = None
+    guardian_model: Name | None = None
+    guardian_reasoning_effort: Name | None = None
     had_prior_review_context: bool | None = None
-    review_timeout_ms: int
-    tool_call_count: int | None = None
-    time_to_first_token_ms: int | None = None
-    completion_latency_ms: int | None = None
-    started_at: int
-    completed_at: int | None = None
-    input_tokens: int | None = None
-    cached_input_tokens: int | None = None
-    output_tokens: int | None = None
-    reasoning_output_tokens: int | None = None
-    total_tokens: int | None = None
+    review_timeout_ms: Int64
+    tool_call_count: Int64 | None = None
+    time_to_first_token_ms: Int64 | None = None
+    completion_latency_ms: Int64 | None = None
+    started_at: Int64
+    completed_at: Int64 | None = None
+    input_tokens: Int64 | None = None
+    cached_input_tokens: Int64 | None = None
+    output_tokens: Int64 | None = None
+    reasoning_output_tokens: Int64 | None = None
+    total_tokens: Int64 | None = None
 
 
 SandboxPolicyMode = Literal["read_only", "workspace_write", "full_access", "external_sandbox"]
@@ -244,61 +246,61 @@ class TurnResolvedConfig(Fact, tag="turn_resolved_config", kw_only=True):
     ``session_source`` (ignored by the Rust reducer) is not declared; a producer may still send it.
     """
 
-    turn_id: str
-    thread_id: str
-    num_input_images: int
+    turn_id: Id
+    thread_id: Id
+    num_input_images: Int64
     submission_type: TurnSubmissionType | None = None
     ephemeral: bool
-    model: str
-    model_provider: str
+    model: Name
+    model_provider: Name
     sandbox_policy: SandboxPolicyMode
-    reasoning_effort: str | None = None
-    reasoning_summary: str | None = None
-    service_tier: str | None = None
-    approval_policy: str
-    approvals_reviewer: str
+    reasoning_effort: Name | None = None
+    reasoning_summary: Name | None = None
+    service_tier: Name | None = None
+    approval_policy: Name
+    approvals_reviewer: Name
     sandbox_network_access: bool
-    collaboration_mode: str
-    personality: str | None = None
-    workspace_kind: str | None = None
+    collaboration_mode: Name
+    personality: Name | None = None
+    workspace_kind: Name | None = None
     is_first_turn: bool
-    repo_hash: str | None = None
+    repo_hash: Id | None = None
 
 
 class CoreTokenUsage(msgspec.Struct, kw_only=True, gc=False):
     """Core ``TokenUsage`` (snake_case); the turn row reads these five counts."""
 
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    reasoning_output_tokens: int
-    total_tokens: int
+    input_tokens: Int64
+    cached_input_tokens: Int64
+    output_tokens: Int64
+    reasoning_output_tokens: Int64
+    total_tokens: Int64
 
 
 class TurnTokenUsage(Fact, tag="turn_token_usage"):
     """``TurnTokenUsageFact``: the turn's final token usage."""
 
-    turn_id: str
-    thread_id: str
+    turn_id: Id
+    thread_id: Id
     token_usage: CoreTokenUsage
 
 
 class TurnProfile(msgspec.Struct, kw_only=True, gc=False):
     """Core ``TurnProfile``: where a turn's time went, copied to the turn row."""
 
-    before_first_sampling_ms: int
-    sampling_ms: int
-    between_sampling_overhead_ms: int
-    tool_blocking_ms: int
-    after_last_sampling_ms: int
-    sampling_request_count: int
-    sampling_retry_count: int
+    before_first_sampling_ms: Int64
+    sampling_ms: Int64
+    between_sampling_overhead_ms: Int64
+    tool_blocking_ms: Int64
+    after_last_sampling_ms: Int64
+    sampling_request_count: Int64
+    sampling_retry_count: Int64
 
 
 class TurnProfileFact(Fact, tag="turn_profile"):
     """``TurnProfileFact``: the turn's time profile. At b39f943a6 a turn row waits for it."""
 
-    turn_id: str
+    turn_id: Id
     profile: TurnProfile
 
 
@@ -346,18 +348,18 @@ class TurnCodexErrorFact(Fact, tag="turn_codex_error"):
 
     ``error_kind`` is Rust's ``error.kind`` (``kind`` is the fact's tag)."""
 
-    turn_id: str
-    thread_id: str
+    turn_id: Id
+    thread_id: Id
     error_kind: CodexErrKind
-    http_status_code: int | None = None
+    http_status_code: Int64 | None = None
 
 
 class TrackEventsContext(msgspec.Struct, kw_only=True, gc=False):
     """Which model, thread and turn a skill / app / hook / plugin fact belongs to."""
 
-    model_slug: str
-    thread_id: str
-    turn_id: str
+    model_slug: Name
+    thread_id: Id
+    turn_id: Id
 
 
 class SkillInvocation(msgspec.Struct, kw_only=True, gc=False):
@@ -372,13 +374,13 @@ class SkillInvocation(msgspec.Struct, kw_only=True, gc=False):
     work and SHA-1).
     """
 
-    skill_name: str
+    skill_name: Name
     skill_scope: SkillScope
-    skill_path: str
-    plugin_id: str | None = None
+    skill_path: Path
+    plugin_id: Name | None = None
     invocation_type: InvocationType
-    repo_root: str | None = None
-    repo_url: str | None = None
+    repo_root: Path | None = None
+    repo_url: Path | None = None
 
 
 class SkillInvoked(Fact, tag="skill_invoked"):
@@ -389,13 +391,13 @@ class SkillInvoked(Fact, tag="skill_invoked"):
     """
 
     tracking: TrackEventsContext
-    invocations: list[SkillInvocation]
-    product_client_id: str
+    invocations: Annotated[list[SkillInvocation], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+    product_client_id: Name
 
 
 class AppInvocation(msgspec.Struct, kw_only=True, gc=False):
-    connector_id: str | None = None
-    app_name: str | None = None
+    connector_id: Id | None = None
+    app_name: Name | None = None
     invocation_type: InvocationType | None = None
 
 
@@ -403,8 +405,8 @@ class AppMentioned(Fact, tag="app_mentioned"):
     """``AppMentionedInput``; one ``codex_app_mentioned`` row per mention. ``product_client_id``: originator."""
 
     tracking: TrackEventsContext
-    mentions: list[AppInvocation]
-    product_client_id: str
+    mentions: Annotated[list[AppInvocation], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+    product_client_id: Name
 
 
 class AppUsed(Fact, tag="app_used"):
@@ -412,7 +414,7 @@ class AppUsed(Fact, tag="app_used"):
 
     tracking: TrackEventsContext
     app: AppInvocation
-    product_client_id: str
+    product_client_id: Name
 
 
 class HookRunDetails(msgspec.Struct, kw_only=True, gc=False):
@@ -423,8 +425,8 @@ class HookRunDetails(msgspec.Struct, kw_only=True, gc=False):
     forwarded verbatim. ``status`` ``"running"`` is reported as ``"failed"`` (as in Rust).
     """
 
-    event_name: str
-    hook_source: str
+    event_name: Name
+    hook_source: Name
     status: Literal["running", "completed", "failed", "blocked", "stopped"]
 
 
@@ -434,22 +436,22 @@ class HookRun(Fact, tag="hook_run"):
 
 
 class PluginId(msgspec.Struct, kw_only=True, gc=False):
-    plugin_name: str
-    marketplace_name: str
+    plugin_name: Name
+    marketplace_name: Name
 
 
 class PluginCapabilitySummary(msgspec.Struct, kw_only=True, gc=False):
-    config_name: str = ""
-    display_name: str = ""
-    description: str | None = None
+    config_name: Name = ""
+    display_name: Name = ""
+    description: Text | None = None
     has_skills: bool = False
-    mcp_server_names: list[str] = []
-    app_connector_ids: list[str] = []
+    mcp_server_names: list[Name] = []
+    app_connector_ids: IdList = []
 
 
 class PluginTelemetryMetadata(msgspec.Struct, kw_only=True, gc=False):
     plugin_id: PluginId
-    remote_plugin_id: str | None = None
+    remote_plugin_id: Id | None = None
     capability_summary: PluginCapabilitySummary | None = None
 
 
@@ -458,7 +460,7 @@ class PluginUsed(Fact, tag="plugin_used"):
 
     tracking: TrackEventsContext
     plugin: PluginTelemetryMetadata
-    product_client_id: str
+    product_client_id: Name
 
 
 PluginState = Literal["installed", "uninstalled", "enabled", "disabled"]
@@ -469,7 +471,7 @@ class PluginStateChanged(Fact, tag="plugin_state_changed"):
 
     plugin: PluginTelemetryMetadata
     state: PluginState
-    product_client_id: str
+    product_client_id: Name
 
 
 FactKind = (
@@ -501,10 +503,10 @@ FactKind = (
 class FactEnvelope(msgspec.Struct, kw_only=True, gc=False):
     """One fact on the wire; see the module docstring for each field."""
 
-    v: int
-    producer: str
-    thread_id: str | None
-    observed_at_ms: int = 0
+    v: Int64
+    producer: Id
+    thread_id: Id | None
+    observed_at_ms: Int64 = 0
     fact: FactKind
 
 

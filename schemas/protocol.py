@@ -1,7 +1,9 @@
 """App-server v2 protocol payloads that facts embed, typed as the app-server writes them.
 
 Only the fields the reducer reads are declared; msgspec ignores the rest, so a newer app-server
-that adds fields still decodes. Field names are camelCase on the wire (``rename="camel"``) unless a
+that adds fields still decodes. Every field is bounded (:mod:`schemas.bounds`): integers are
+:data:`~schemas.bounds.Int64`, strings have a maximum length, and the few free-form (``Any``) fields are
+checked by their struct's ``__post_init__``. Field names are camelCase on the wire (``rename="camel"``) unless a
 comment says the Rust core type serialises snake_case (those structs carry no ``rename``).
 
 Tagged unions follow the protocol's own tags: requests, responses and notifications are tagged by
@@ -15,7 +17,9 @@ from typing import Any, Literal
 
 import msgspec
 
-RequestId = str | int
+from schemas.bounds import Id, IdList, Int64, Name, Path, Text, check_free_form
+
+RequestId = Id | Int64
 """JSON-RPC request id: a JSON string or integer. ``"41"`` and ``41`` are different ids."""
 
 
@@ -27,15 +31,15 @@ class _Camel(msgspec.Struct, rename="camel", kw_only=True, gc=False):
 
 
 class ClientInfo(_Camel):
-    name: str
-    version: str
-    title: str | None = None
+    name: Name
+    version: Name
+    title: Name | None = None
 
 
 class InitializeCapabilities(_Camel):
     experimental_api: bool = False
     request_attestation: bool = False
-    opt_out_notification_methods: list[str] | None = None
+    opt_out_notification_methods: list[Name] | None = None
 
 
 class InitializeParams(_Camel):
@@ -46,10 +50,10 @@ class InitializeParams(_Camel):
 class RuntimeMetadata(msgspec.Struct, kw_only=True, gc=False):
     """Process runtime of the app-server (snake_case, as the analytics crate writes it)."""
 
-    codex_rs_version: str
-    runtime_os: str
-    runtime_os_version: str
-    runtime_arch: str
+    codex_rs_version: Name
+    runtime_os: Name
+    runtime_os_version: Name
+    runtime_arch: Name
 
 
 RpcTransport = Literal["stdio", "websocket", "in_process"]
@@ -60,82 +64,89 @@ RpcTransport = Literal["stdio", "websocket", "in_process"]
 class ThreadSpawn(msgspec.Struct, kw_only=True, gc=False):
     """``SubAgentSource::ThreadSpawn`` (core type, snake_case)."""
 
-    parent_thread_id: str
-    depth: int = 0
-    agent_path: str | None = None
-    agent_nickname: str | None = None
-    agent_role: str | None = None
+    parent_thread_id: Id
+    depth: Int64 = 0
+    agent_path: Path | None = None
+    agent_nickname: Name | None = None
+    agent_role: Name | None = None
 
 
 class SubAgentSourceObject(msgspec.Struct, kw_only=True, gc=False):
     """The object forms of ``SubAgentSource``: ``{"thread_spawn": {...}}`` or ``{"other": "name"}``."""
 
     thread_spawn: ThreadSpawn | None = None
-    other: str | None = None
+    other: Name | None = None
 
 
-SubAgentSource = str | SubAgentSourceObject
+SubAgentSource = Name | SubAgentSourceObject
 """``"review"``, ``"compact"``, ``"memory_consolidation"``, or one of the object forms."""
 
 
 class SessionSourceObject(_Camel):
     """The object forms of ``SessionSource``: ``{"custom": str}`` or ``{"subAgent": SubAgentSource}``."""
 
-    custom: str | None = None
+    custom: Name | None = None
     sub_agent: SubAgentSource | None = None
 
 
-SessionSource = str | SessionSourceObject
+SessionSource = Name | SessionSourceObject
 """``"cli"``, ``"vscode"``, ``"exec"``, ``"appServer"``, ``"unknown"`` (any other string), or an object."""
 
 
 class Thread(_Camel):
-    id: str
-    session_id: str | None = None
+    id: Id
+    session_id: Id | None = None
     ephemeral: bool = False
-    created_at: int = 0
+    created_at: Int64 = 0
     source: SessionSource = "unknown"
-    thread_source: str | None = None
-    parent_thread_id: str | None = None
-    forked_from_id: str | None = None
+    thread_source: Name | None = None
+    parent_thread_id: Id | None = None
+    forked_from_id: Id | None = None
 
 
 class CodexErrorInfo(_Camel):
-    """``turn.error``; ``codexErrorInfo`` is kept as raw JSON (its own enum is reduced elsewhere)."""
+    """``turn.error``; ``codexErrorInfo`` is kept as raw JSON (its own enum is reduced elsewhere).
 
-    message: str | None = None
+    The reducer stores ``codexErrorInfo`` and copies it into the turn row verbatim, so it stays ``Any``
+    (the row bytes are the producer's JSON re-encoded) and is bounded by :func:`check_free_form`.
+    """
+
+    message: Text | None = None
     codex_error_info: Any = None
+
+    def __post_init__(self) -> None:
+        check_free_form(self.codex_error_info, "codexErrorInfo")
 
 
 TurnStatus = Literal["completed", "interrupted", "failed", "inProgress"]
 
 
 class Turn(_Camel):
-    id: str
+    id: Id
     status: TurnStatus = "inProgress"
     error: CodexErrorInfo | None = None
-    started_at: int | None = None
-    completed_at: int | None = None
-    duration_ms: int | None = None
+    started_at: Int64 | None = None
+    completed_at: Int64 | None = None
+    duration_ms: Int64 | None = None
 
 
 class UserInput(msgspec.Struct, gc=False):
     """One input item; only its ``type`` matters (``image`` and ``localImage`` count as images)."""
 
-    type: str
+    type: Name
 
 
 # --- client requests and responses ----------------------------------------------------------------
 
 
 class TurnStartParams(_Camel):
-    thread_id: str
+    thread_id: Id
     input: list[UserInput] = []
 
 
 class TurnSteerParams(_Camel):
-    thread_id: str
-    expected_turn_id: str
+    thread_id: Id
+    expected_turn_id: Id
     input: list[UserInput] = []
 
 
@@ -160,7 +171,7 @@ ClientRequest = TurnStartRequest | TurnSteerRequest | ThreadArchiveRequest
 
 class ThreadResponse(_Camel):
     thread: Thread
-    model: str = ""
+    model: Name = ""
 
 
 class TurnStartResponse(_Camel):
@@ -168,7 +179,7 @@ class TurnStartResponse(_Camel):
 
 
 class TurnSteerResponse(_Camel):
-    turn_id: str
+    turn_id: Id
 
 
 class _ClientResponse(msgspec.Struct, kw_only=True, tag_field="method", gc=False):
@@ -210,17 +221,18 @@ ClientResponse = (
 
 
 class JsonRpcError(msgspec.Struct, kw_only=True, gc=False):
-    code: int
-    message: str
-    data: Any = None
+    """The error of a failed client request. Its free-form ``data`` is not declared: no reducer reads it."""
+
+    code: Int64
+    message: Text
 
 
 # --- approval requests (server -> client) ---------------------------------------------------------
 
 
 class NetworkApprovalContext(_Camel):
-    host: str
-    protocol: str | None = None
+    host: Name
+    protocol: Name | None = None
 
 
 class NetworkPermission(_Camel):
@@ -228,44 +240,50 @@ class NetworkPermission(_Camel):
 
 
 class PermissionProfile(_Camel):
-    """``additionalPermissions`` / ``permissions`` of approval requests (camelCase on the wire)."""
+    """``additionalPermissions`` / ``permissions`` of approval requests (camelCase on the wire).
+
+    The reducer only tests ``fileSystem`` for presence; it stays ``Any`` (null is absent), bounded.
+    """
 
     network: NetworkPermission | None = None
     file_system: Any = None
 
+    def __post_init__(self) -> None:
+        check_free_form(self.file_system, "fileSystem")
+
 
 class NetworkPolicyAmendment(msgspec.Struct, kw_only=True, gc=False):
-    host: str
+    host: Name
     action: Literal["allow", "deny"]
 
 
 class CommandExecutionApprovalParams(_Camel):
-    thread_id: str
-    turn_id: str
-    item_id: str
-    started_at_ms: int
-    approval_id: str | None = None
+    thread_id: Id
+    turn_id: Id
+    item_id: Id
+    started_at_ms: Int64
+    approval_id: Id | None = None
     network_approval_context: NetworkApprovalContext | None = None
     additional_permissions: PermissionProfile | None = None
     proposed_network_policy_amendments: list[NetworkPolicyAmendment] | None = None
     # Carried by the PR so analytics *could* tell shell from unified_exec; no reducer version reads it
     # and no output field holds it (docs/differences.md).
-    source: str | None = None
+    source: Name | None = None
 
 
 class FileChangeApprovalParams(_Camel):
-    thread_id: str
-    turn_id: str
-    item_id: str
-    started_at_ms: int
-    grant_root: str | None = None
+    thread_id: Id
+    turn_id: Id
+    item_id: Id
+    started_at_ms: Int64
+    grant_root: Path | None = None
 
 
 class PermissionsApprovalParams(_Camel):
-    thread_id: str
-    turn_id: str
-    item_id: str
-    started_at_ms: int
+    thread_id: Id
+    turn_id: Id
+    item_id: Id
+    started_at_ms: Int64
     permissions: PermissionProfile = msgspec.field(default_factory=PermissionProfile)
 
 
@@ -325,7 +343,7 @@ ServerRequest = (
 
 
 class ExecpolicyAmendment(msgspec.Struct, kw_only=True, gc=False):
-    execpolicy_amendment: list[str] = []
+    execpolicy_amendment: list[Text] = []
 
 
 class NetworkPolicyAmendmentDecision(msgspec.Struct, kw_only=True, gc=False):
@@ -398,10 +416,16 @@ class EffectiveNetwork(msgspec.Struct, kw_only=True, gc=False):
 
 
 class EffectivePermissions(msgspec.Struct, kw_only=True, gc=False):
-    """Core ``PermissionProfile`` (snake_case). Empty iff both members are null."""
+    """Core ``PermissionProfile`` (snake_case). Empty iff both members are null.
+
+    The reducer only tests ``file_system`` for presence; it stays ``Any`` (null is absent), bounded.
+    """
 
     network: EffectiveNetwork | None = None
     file_system: Any = None
+
+    def __post_init__(self) -> None:
+        check_free_form(self.file_system, "file_system")
 
 
 class RequestPermissionsResponse(msgspec.Struct, kw_only=True, gc=False):
@@ -416,97 +440,102 @@ class RequestPermissionsResponse(msgspec.Struct, kw_only=True, gc=False):
 
 
 class CommandAction(msgspec.Struct, gc=False):
-    type: str
+    type: Name
 
 
 class CommandExecutionItem(_Camel, tag_field="type", tag="commandExecution"):
-    id: str
+    id: Id
     status: Literal["inProgress", "completed", "failed", "declined"] = "inProgress"
     source: Literal["agent", "userShell", "unifiedExecStartup", "unifiedExecInteraction"] = "agent"
     command_actions: list[CommandAction] = []
-    exit_code: int | None = None
-    duration_ms: int | None = None
+    exit_code: Int64 | None = None
+    duration_ms: Int64 | None = None
 
 
 class PatchChangeKind(msgspec.Struct, kw_only=True, gc=False):
     """``{"type": "add"|"delete"|"update", "move_path": ...}`` (``move_path`` is snake_case)."""
 
     type: Literal["add", "delete", "update"]
-    move_path: str | None = None
+    move_path: Path | None = None
 
 
 class FileUpdateChange(msgspec.Struct, kw_only=True, gc=False):
-    path: str = ""
+    path: Path = ""
     kind: PatchChangeKind
 
 
 class FileChangeItem(_Camel, tag_field="type", tag="fileChange"):
-    id: str
+    id: Id
     status: Literal["inProgress", "completed", "failed", "declined"] = "inProgress"
     changes: list[FileUpdateChange] = []
 
 
 class McpToolCallItem(_Camel, tag_field="type", tag="mcpToolCall"):
-    id: str
-    server: str
-    tool: str
+    """The reducer only tests ``error`` for presence; it stays ``Any`` (null is absent), bounded."""
+
+    id: Id
+    server: Name
+    tool: Name
     status: Literal["inProgress", "completed", "failed"] = "inProgress"
     error: Any = None
-    duration_ms: int | None = None
+    duration_ms: Int64 | None = None
+
+    def __post_init__(self) -> None:
+        check_free_form(self.error, "error")
 
 
 class DynamicContentItem(msgspec.Struct, gc=False):
-    type: str
+    type: Name
 
 
 class DynamicToolCallItem(_Camel, tag_field="type", tag="dynamicToolCall"):
-    id: str
-    tool: str
+    id: Id
+    tool: Name
     status: Literal["inProgress", "completed", "failed"] = "inProgress"
     content_items: list[DynamicContentItem] | None = None
     success: bool | None = None
-    duration_ms: int | None = None
+    duration_ms: Int64 | None = None
 
 
 class AgentState(_Camel):
     status: Literal["pendingInit", "running", "interrupted", "completed", "errored", "shutdown", "notFound"]
-    message: str | None = None
+    message: Text | None = None
 
 
 class CollabAgentToolCallItem(_Camel, tag_field="type", tag="collabAgentToolCall"):
-    id: str
+    id: Id
     tool: Literal["spawnAgent", "sendInput", "resumeAgent", "wait", "closeAgent"]
     status: Literal["inProgress", "completed", "failed"] = "inProgress"
-    sender_thread_id: str = ""
-    receiver_thread_ids: list[str] = []
-    model: str | None = None
-    reasoning_effort: str | None = None
-    agents_states: dict[str, AgentState] = {}
+    sender_thread_id: Id = ""
+    receiver_thread_ids: IdList = []
+    model: Name | None = None
+    reasoning_effort: Name | None = None
+    agents_states: dict[Id, AgentState] = {}
 
 
 class WebSearchAction(msgspec.Struct, kw_only=True, gc=False):
     """``search{query, queries}``, ``openPage{url}``, ``findInPage{url, pattern}`` or anything else."""
 
-    type: str
-    query: str | None = None
-    queries: list[str] | None = None
+    type: Name
+    query: Text | None = None
+    queries: list[Text] | None = None
 
 
 class WebSearchItem(_Camel, tag_field="type", tag="webSearch"):
-    id: str
-    query: str = ""
+    id: Id
+    query: Text = ""
     action: WebSearchAction | None = None
 
 
 class ImageGenerationItem(_Camel, tag_field="type", tag="imageGeneration"):
-    id: str
-    status: str = ""
-    revised_prompt: str | None = None
-    saved_path: str | None = None
+    id: Id
+    status: Name = ""
+    revised_prompt: Text | None = None
+    saved_path: Path | None = None
 
 
 class _OtherItem(_Camel, tag_field="type"):
-    id: str
+    id: Id
 
 
 class UserMessageItem(_OtherItem, tag="userMessage"):
@@ -592,11 +621,11 @@ class _GuardianAction(_Camel, tag_field="type"):
 
 
 class GuardianCommandAction(_GuardianAction, tag="command"):
-    source: str | None = None
+    source: Name | None = None
 
 
 class GuardianExecveAction(_GuardianAction, tag="execve"):
-    source: str | None = None
+    source: Name | None = None
 
 
 class GuardianApplyPatchAction(_GuardianAction, tag="applyPatch"):
@@ -608,7 +637,7 @@ class GuardianNetworkAccessAction(_GuardianAction, tag="networkAccess"):
 
 
 class GuardianMcpToolCallAction(_GuardianAction, tag="mcpToolCall"):
-    tool_name: str
+    tool_name: Name
 
 
 class GuardianRequestPermissionsAction(_GuardianAction, tag="requestPermissions"):
@@ -632,42 +661,44 @@ class GuardianReview(_Camel):
 
 
 class GuardianReviewCompletedParams(_Camel):
-    thread_id: str
-    turn_id: str
-    started_at_ms: int
-    completed_at_ms: int
-    review_id: str
+    thread_id: Id
+    turn_id: Id
+    started_at_ms: Int64
+    completed_at_ms: Int64
+    review_id: Id
     review: GuardianReview
     action: GuardianApprovalReviewAction
-    target_item_id: str | None = None
+    target_item_id: Id | None = None
 
 
 # --- notifications --------------------------------------------------------------------------------
 
 
 class TurnNotificationParams(_Camel):
-    thread_id: str
+    thread_id: Id
     turn: Turn
 
 
 class TurnDiffParams(_Camel):
-    thread_id: str
-    turn_id: str
+    """``diff`` is bounded only by the fact size: a real diff can be large, the reducer keeps its line counts."""
+
+    thread_id: Id
+    turn_id: Id
     diff: str
 
 
 class ItemStartedParams(_Camel):
     item: ThreadItem
-    thread_id: str
-    turn_id: str
-    started_at_ms: int
+    thread_id: Id
+    turn_id: Id
+    started_at_ms: Int64
 
 
 class ItemCompletedParams(_Camel):
     item: ThreadItem
-    thread_id: str
-    turn_id: str
-    completed_at_ms: int
+    thread_id: Id
+    turn_id: Id
+    completed_at_ms: Int64
 
 
 class _Notification(msgspec.Struct, kw_only=True, tag_field="method", gc=False):

@@ -225,9 +225,9 @@ class ProcessorMetrics:
 class PublisherMetrics:
     """Metrics of a :class:`~services.producer.FactPublisher`, for the app-server that embeds it.
 
-    The app-server registers them in its own registry and wires the publisher's callback:
-    ``FactPublisher(..., on_overflow=PublisherMetrics(registry).buffer_overflows.inc)``. The reducer never
-    sees these facts, so it cannot count them.
+    The app-server registers them in its own registry and wires the publisher's callbacks:
+    ``FactPublisher(..., on_overflow=metrics.buffer_overflows.inc, on_refused=metrics.refused)``. The
+    reducer never sees these facts, so it cannot count them.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -237,6 +237,17 @@ class PublisherMetrics:
             "facts lost at the source.",
             registry=registry,
         )
+        self.facts_refused = Counter(
+            f"{PREFIX}_publisher_facts_refused",
+            "Facts FactPublisher refused at track_* time because the reducer would refuse them, by reason: "
+            "too_large, unencodable, or the decode reason (invalid, too_deep, ...) of the dead letter.",
+            ["reason"],
+            registry=registry,
+        )
+
+    def refused(self, reason: str) -> None:
+        """The ``on_refused`` callback of :class:`~services.producer.FactPublisher`."""
+        self.facts_refused.labels(reason).inc()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -336,7 +336,9 @@ class Processor:
         worker = self.workers.get(tp)
         if worker is None:
             return False
-        out = worker.reduce_batch(records)
+        # In a worker thread: a batch that costs seconds (a family near the record limit is encoded per fact)
+        # must not stop the event loop from heartbeating, or the group fences this member (F10).
+        out = await asyncio.to_thread(worker.reduce_batch, records)
         if out.next_offset is None:
             return True
         started = time.monotonic()

@@ -8,8 +8,16 @@ partition knows every connection. ``close()`` flushes what is buffered.
 
 Unlike codex's queue, nothing is dropped silently: when the buffer is full, or a fact is too large for
 one Kafka request, the fact is refused (``track_*`` returns ``False``), counted (``overflows``,
-``refused``; the ``on_overflow`` callback feeds the ``producer_buffer_overflows`` metric) and logged; a
+``refused``; the ``on_overflow`` and ``on_refused`` callbacks feed ``services.metrics.PublisherMetrics``) and logged; a
 fact Kafka does not acknowledge is counted in ``failed`` and logged, and the drain goes on.
+
+A ``track_*`` fact the processor would refuse is refused here already, without blocking: its encoded
+envelope goes through the processor's own :func:`schemas.codec.decode_fact` (the bounds of
+:mod:`schemas.bounds`, the schema), and a fact that cannot even be encoded is refused as ``unencodable``.
+Every refusal is counted by reason in ``refused_by_reason`` (``too_large``, ``unencodable`` and the
+``FactDecodeError`` reasons: ``invalid``, ``too_deep``, ...), reported to the ``on_refused`` callback
+and logged (the first of each reason and every 1000th). ``publish_encoded`` does not decode: it
+publishes bytes as they are (the demo and the tests use it to inject poison on purpose).
 The client-side filters of codex are kept (only analytics-relevant requests, responses and
 notifications are published; app-used and plugin-used facts are de-duplicated per turn).
 """
@@ -27,6 +35,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from schemas.bounds import MAX_ID_CHARS
+from schemas.codec import FactDecodeError, decode_fact
 from schemas.facts import SCHEMA_VERSION
 from schemas.protocol import RequestId
 from services.config import KafkaSettings
@@ -71,22 +81,29 @@ class FactPublisher:
         compression: str | None = None,
         max_request_size: int = 1024 * 1024,
         on_overflow: Callable[[], None] | None = None,
+        on_refused: Callable[[str], None] | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         linger_ms: int = 5,
     ) -> None:
+        if len(producer_id) > MAX_ID_CHARS:
+            raise ValueError(f"producer_id of {len(producer_id)} characters (the processor reads {MAX_ID_CHARS})")
         self.topic = topic
         self.producer_id = producer_id
         self.router = Router()
         self.overflows = 0
         self.published = 0
         self.refused = 0
-        """Facts too large for one Kafka request: refused at ``track_*`` time (returns ``False``), counted, logged."""
+        """Facts refused at ``track_*`` / ``publish_encoded`` time (returns ``False``), counted, logged."""
+        self.refused_by_reason: collections.Counter[str] = collections.Counter()
+        """``refused`` by reason: ``too_large`` for one Kafka request, ``unencodable``, or the reason of the
+        ``FactDecodeError`` the processor would dead-letter the fact with."""
         self.failed = 0
         """Facts Kafka did not acknowledge (after the client's own retries): counted and logged, never silent."""
         self._max_value = max_request_size - RECORD_OVERHEAD
         self._buffer: collections.deque[tuple[object, bytes]] = collections.deque()
         self._buffer_size = buffer_size
         self._on_overflow = on_overflow
+        self._on_refused = on_refused
         self._clock_ms = clock_ms
         self._wakeup = asyncio.Event()
         self._producer = AIOKafkaProducer(
@@ -176,14 +193,20 @@ class FactPublisher:
             "fact": fact,
         }
         key: object = _BROADCAST if broadcast else (thread_id or fallback_key(self.producer_id)).encode()
-        return self.publish_encoded(key, _encoder.encode(envelope))
+        try:
+            value = _encoder.encode(envelope)
+        except (TypeError, ValueError, OverflowError) as error:  # not JSON-encodable (a lone surrogate, an object)
+            return self._refuse("unencodable", str(error), size=None)
+        try:
+            decode_fact(value)
+        except FactDecodeError as error:
+            return self._refuse(error.reason, str(error), size=len(value))
+        return self.publish_encoded(key, value)
 
     def publish_encoded(self, key: object, value: bytes) -> bool:
-        """Buffer an already-encoded envelope. ``key``: bytes, or :data:`BROADCAST` for every partition."""
+        """Buffer an already-encoded envelope as it is. ``key``: bytes, or :data:`BROADCAST` for every partition."""
         if len(value) + (len(key) if isinstance(key, bytes) else 0) > self._max_value:
-            self.refused += 1
-            log.error("publisher_fact_too_large", size=len(value), limit=self._max_value, refused=self.refused)
-            return False
+            return self._refuse("too_large", f"larger than the {self._max_value}-byte request limit", size=len(value))
         if len(self._buffer) >= self._buffer_size:
             self.overflows += 1
             if self._on_overflow is not None:
@@ -194,6 +217,17 @@ class FactPublisher:
         self._buffer.append((key, value))
         self._wakeup.set()
         return True
+
+    def _refuse(self, reason: str, error: str, *, size: int | None) -> bool:
+        """Count a refused fact and return ``False``; log the first of each reason and every 1000th."""
+        self.refused += 1
+        self.refused_by_reason[reason] += 1
+        if self._on_refused is not None:
+            self._on_refused(reason)
+        count = self.refused_by_reason[reason]
+        if count == 1 or count % 1000 == 0:
+            log.error("publisher_fact_refused", reason=reason, error=error[:500], size=size, count=count)
+        return False
 
     # --- codex client calls ----------------------------------------------------------------------
 

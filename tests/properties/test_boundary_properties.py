@@ -77,7 +77,7 @@ def test_refused_facts_leave_no_trace_and_batch_cuts_change_nothing(
     times = sorted({int(value.split(b'"observed_at_ms":')[1].split(b",")[0]) for value in values})
     bug_on_marked_facts.clear()
     bug_on_marked_facts.update(data.draw(st.sets(st.sampled_from(times), max_size=4)))
-    limits = Limits(max_record_bytes=data.draw(st.sampled_from([600, 900, 1_000_000])))
+    limits = Limits(max_record_bytes=data.draw(st.sampled_from([600, 900, 3_000, 1_000_000])))
     cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(values)), max_size=8))
 
     whole_rows, whole_refused, whole_state = _run(values, [], limits)

@@ -5,7 +5,8 @@
 - ``system_run``: a factory ``await system_run(partitions=4, broker=None)`` -> :class:`Run` with a seed
   (``RA_SEED`` to replay one, else random), a history file and unique topics; every process it
   started is killed at teardown, whatever the outcome. On failure the report gets a "system run"
-  section with the seed and the history path.
+  section with the seed and the history path. Any process that exited without the test stopping it
+  (``Processes.check_no_unexpected_exit``) fails the test at teardown, whatever the test checked.
 - ``private_broker``: a broker of the test's own (for broker kill/restart), stopped at teardown.
 """
 
@@ -98,11 +99,16 @@ async def system_run(
         print(f"system run: {history.describe()}")
         return run
 
+    unexpected: list[str] = []
     try:
         yield make
+        # Before the cleanup kills the survivors: every exit so far must be one the test caused.
+        unexpected = [line for run in runs for line in run.procs.check_no_unexpected_exit()]
     finally:
         for run in reversed(runs):
             await run.close()
+    if unexpected:
+        pytest.fail("processes exited that the test did not stop:\n" + "\n".join(unexpected), pytrace=False)
 
 
 @pytest.fixture

@@ -21,8 +21,16 @@ from tests.system.scenario import Run
 PROGRESS_COMMITS = 3
 
 
+def _still_running(proc: ServiceProcess) -> None:
+    """A fault's target must be running: one that already exited by itself crashed, and a kill now
+    would hide that (``Processes.check_no_unexpected_exit``)."""
+    if not proc.alive():
+        raise AssertionError(f"{proc.name} exited by itself (rc {proc.poll()}) before the fault\n{proc.log_tail()}")
+
+
 async def kill9(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS) -> None:
     await run.wait_progress(proc, progress)
+    _still_running(proc)
     run.fault_started("kill9", proc.name, progress=proc.progress, pid=proc.pid)
     await asyncio.to_thread(proc.kill9)
     run.fault_ended("kill9", proc.name)
@@ -30,6 +38,7 @@ async def kill9(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMM
 
 async def sigterm(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS, within_s: float = 45) -> int:
     await run.wait_progress(proc, progress)
+    _still_running(proc)
     run.fault_started("sigterm", proc.name, progress=proc.progress, pid=proc.pid)
     rc = await asyncio.to_thread(proc.terminate, within_s)
     run.fault_ended("sigterm", proc.name, rc=rc)
@@ -38,6 +47,7 @@ async def sigterm(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_CO
 
 async def pause(run: Run, proc: ServiceProcess, *, progress: int = PROGRESS_COMMITS) -> None:
     await run.wait_progress(proc, progress)
+    _still_running(proc)
     run.fault_started("sigstop", proc.name, progress=proc.progress, pid=proc.pid)
     proc.pause()
 

@@ -13,6 +13,12 @@ stderr goes to ``<name>.err`` (a crash point writes its message there).
 
 :class:`Processes` owns every process a test started and kills the survivors' process groups at
 teardown, even when the test failed.
+
+Every exit must be one the test caused: :meth:`ServiceProcess.kill9` and :meth:`ServiceProcess.terminate`
+mark the exit as expected (only when the process was still running: a process that had already died is
+not excused by a later kill), and a test that lets a process stop by itself (a crash point) says so with
+:meth:`ServiceProcess.expect_exit`. :meth:`Processes.check_no_unexpected_exit` lists every other exit;
+the ``system_run`` fixture fails the test on any (``tests/system/conftest.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ INTERESTING_EVENTS = frozenset(
         "row_dead_lettered",
         "commit_refused_partition_moved",
         "revoked_workers_did_not_stop",
+        "facts_dropped_by_rules",
+        "partition_stalled",
     }
 )
 
@@ -82,6 +90,8 @@ class ServiceProcess:
         self.events: list[dict[str, Any]] = []  # the INTERESTING_EVENTS lines, parsed
         self.returncode: int | None = None
         self.paused = False
+        self.exit_expected = False
+        """Set when the test itself stops the process (kill -9, SIGTERM, an armed crash point)."""
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         """Called on the reader thread for every INTERESTING_EVENTS line (a fault that must hit a moment)."""
         self._process: subprocess.Popen[bytes] | None = None
@@ -119,6 +129,18 @@ class ServiceProcess:
         assert self._process is not None
         return self._process.pid
 
+    def rss_kib(self) -> int | None:
+        """Resident set size of the process (``VmRSS`` of ``/proc/<pid>/status``), ``None`` once it is gone."""
+        if self._process is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -146,6 +168,11 @@ class ServiceProcess:
             self._reader.join(5)
         return rc
 
+    def expect_exit(self) -> None:
+        """The test caused (or armed) this process's exit: do not report it as unexpected."""
+        if self.poll() is None:
+            self.exit_expected = True
+
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the whole process group."""
         if self._process is None:
@@ -154,6 +181,7 @@ class ServiceProcess:
             os.killpg(self._process.pid, signum)
 
     def kill9(self) -> None:
+        self.expect_exit()
         self.signal(signal.SIGKILL)
         if self._process is not None:
             self._process.wait(10)
@@ -171,6 +199,7 @@ class ServiceProcess:
         """SIGTERM (clean stop: finish the batch, commit, leave the group); SIGKILL after ``timeout`` s."""
         if not self.alive():
             return self.poll() or 0
+        self.expect_exit()
         if self.paused:
             self.resume()
         self.signal(signal.SIGTERM)
@@ -328,8 +357,14 @@ class Processes:
         return [p for p in self.all if p.alive() and (module is None or p.module == module)]
 
     def check_no_unexpected_exit(self) -> list[str]:
-        """Names and return codes of processes that died without the harness asking them to."""
-        return [f"{p.name} rc={p.returncode}" for p in self.all if p.poll() not in (None, 0, -9, 86)]
+        """Processes that exited although the test did not stop them (see the module docstring), with
+        their return code and the tail of their logs. Any return code counts, 0 included: a service
+        that stops by itself, cleanly or not, has stopped its partitions."""
+        return [
+            f"{p.name} (pid {p.pid}) exited rc={p.returncode} by itself\n{p.log_tail(20)}"
+            for p in self.all
+            if p.poll() is not None and not p.exit_expected
+        ]
 
     def cleanup_all(self) -> None:
         for process in reversed(self.all):

@@ -30,11 +30,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiokafka.admin import AIOKafkaAdminClient
 
+from reducer.limits import DEFAULT_LIMITS, Limits
 from services.demo.endpoint import RecordingEndpoint
 from services.errors import ConfigError
 from services.localkafka import BrokerHandle
+from services.processor.broker_limits import BATCH_OVERHEAD_BYTES
 from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
 from tests.support.kafka import random_topic_name, wait_until
 from tests.system import kafkaview
@@ -65,6 +68,34 @@ class Settings:
     idle_ttl_ms: int = 120_000
     max_batch_records: int = 500
     poll_timeout_ms: int = 50
+    state_budget_bytes: int | None = None
+    """``PROCESSOR_STATE_BUDGET_BYTES`` (``None``: the processor's default)."""
+    max_connections: int | None = None
+    """``PROCESSOR_MAX_CONNECTIONS`` (``None``: the processor's default)."""
+    stall_after_s: float | None = None
+    """``PROCESSOR_STALL_AFTER_S`` (``None``: the processor's default)."""
+    max_message_bytes: int | None = None
+    """``max.message.bytes`` of the run's events and changelog topics (``None``: the broker's default). The
+    processor reads it at start and keeps every record under it less the batch overhead."""
+
+    def limits(self) -> Limits:
+        """The containment bounds the run's processors have (what the oracle must use too)."""
+        record = None if self.max_message_bytes is None else self.max_message_bytes - BATCH_OVERHEAD_BYTES
+        bounds = {
+            "state_budget_bytes": self.state_budget_bytes,
+            "max_connections": self.max_connections,
+            "max_record_bytes": record,
+        }
+        return msgspec.structs.replace(DEFAULT_LIMITS, **{k: v for k, v in bounds.items() if v is not None})
+
+    def bounds_env(self) -> dict[str, str]:
+        """The bounds set for this run, as processor environment variables."""
+        env = {
+            "PROCESSOR_STATE_BUDGET_BYTES": self.state_budget_bytes,
+            "PROCESSOR_MAX_CONNECTIONS": self.max_connections,
+            "PROCESSOR_STALL_AFTER_S": self.stall_after_s,
+        }
+        return {name: str(value) for name, value in env.items() if value is not None}
 
 
 SETTINGS = Settings()
@@ -133,6 +164,10 @@ class Run:
         if big_facts:
             big = {"max.message.bytes": str(BIG_REQUEST_BYTES)}
             specs = [dataclasses.replace(s, configs={**s.configs, **big}) if s.name == self.facts else s for s in specs]
+        if self.settings.max_message_bytes is not None:
+            small = {"max.message.bytes": str(self.settings.max_message_bytes)}
+            outputs = (self.events, self.changelog)
+            specs = [dataclasses.replace(s, configs={**s.configs, **small}) if s.name in outputs else s for s in specs]
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
@@ -218,6 +253,7 @@ class Run:
             "PROCESSOR_LOG_LEVEL": "INFO",
             "RA_CRASH_AT": crash or "",
             "RA_NEGATIVE_CONTROL": negative or "",
+            **s.bounds_env(),
         }
         env.update(extra)
         return env
@@ -354,7 +390,11 @@ class Run:
 
         facts_records = await kafkaview.read_all(self.bootstrap, self.facts)
         self.oracle = oracle = build_oracle(
-            self.facts, self.partitions, facts_records, idle_ttl_ms=self.settings.idle_ttl_ms
+            self.facts,
+            self.partitions,
+            facts_records,
+            idle_ttl_ms=self.settings.idle_ttl_ms,
+            limits=self.settings.limits(),
         )
         verdict.add(check_ledger(self.publisher.ledger, facts_records))
         del facts_records
@@ -382,6 +422,7 @@ class Run:
             for check in check_rows(oracle, rows_from_watcher(witness), prefix="V7 witness: "):
                 verdict.add(check)
             self.record_stalls()
+        verdict.add(self.check_no_unexpected_exit())
         for check in verdict.checks:
             self.history.write("check", name=check.name, ok=check.ok, detail=check.detail)
         self.history.figure("facts", oracle.facts)
@@ -391,6 +432,15 @@ class Run:
         self.history.figure("commits", sum(p.commits for p in self.procs.all))
         self.verdict = verdict
         return verdict
+
+    def check_no_unexpected_exit(self) -> Check:
+        """X: no process of the run exited unless the test stopped it (``Processes.check_no_unexpected_exit``)."""
+        unexpected = self.procs.check_no_unexpected_exit()
+        return Check(
+            "X no process exited that the test did not stop",
+            not unexpected,
+            "\n".join(unexpected) if unexpected else f"{len(self.procs.all)} processes, every exit caused by the test",
+        )
 
     async def stop_witness(self, ends: Mapping[int, int], within_s: float = 60.0) -> list[dict[str, Any]]:
         """Wait until the witness has read up to ``ends`` (stable offsets), stop it, return its lines."""

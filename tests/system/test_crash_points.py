@@ -56,6 +56,7 @@ async def crash_once(run: Run, step: str, *, negative: str | None = None) -> Ver
     assert await run.wait_drained(60) is not None, f"reducer A never drained the first half\n{a.log_tail()}"
 
     c = run.start_reducer("reducer-c", crash=crash_spec(step), negative=negative)
+    c.expect_exit()  # armed: it must exit at the step (asserted below); no other process may exit
     # Publish the second half once C owns partitions (or died trying, e.g. during its restore).
     deadline = asyncio.get_running_loop().time() + 60
     while c.alive() and not any(e.get("event") == "partitions_assigned" and e.get("partitions") for e in c.events):

@@ -21,7 +21,6 @@ import asyncio
 import os
 import random
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -168,16 +167,6 @@ SOAK_THREADS = int(os.environ.get("RA_SOAK_THREADS", "5000"))
 a short smoke run of the soak's code (``RA_SOAK_MINUTES=3 RA_SOAK_THREADS=150 pytest --soak -k soak``)."""
 
 
-def rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 @pytest.mark.soak
 @pytest.mark.timeout(SOAK_MINUTES * 60 + 900)
 async def test_soak_a_million_facts_under_mixed_faults_with_flat_memory(
@@ -209,7 +198,7 @@ async def test_soak_a_million_facts_under_mixed_faults_with_flat_memory(
         last_sample = run.history.now()
         for role, proc in [*cluster.reducers.items(), *cluster.senders.items()]:
             if proc.alive():
-                kib = rss_kib(proc.pid)
+                kib = proc.rss_kib()
                 if kib is not None:
                     samples.setdefault(role, []).append((last_sample, kib))
                     run.history.write("rss", role=role, proc=proc.name, kib=kib)

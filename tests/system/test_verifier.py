@@ -3,9 +3,12 @@ proves nothing. The end-to-end negative controls are in ``test_crash_points.py``
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
+from tests.system.history import History
 from tests.system.oracle import Oracle
+from tests.system.procs import Processes
 from tests.system.verifier import (
     Row,
     _sha1,
@@ -111,3 +114,25 @@ def test_dead_letters_must_be_exact_once_and_carry_their_headers() -> None:
     assert not check_dead_letters(oracle, [], facts_topic="f").ok  # missing
     assert not check_dead_letters(oracle, [letter(4, "invalid")], facts_topic="f").ok  # wrong reason
     assert not check_dead_letters(oracle, [letter(4, drop="dlq.exception")], facts_topic="f").ok
+
+
+def test_check_no_unexpected_exit_names_a_process_that_exits_by_itself_and_excuses_a_kill(tmp_path: Path) -> None:
+    """X: a process that stops by itself (here ``python -m json.tool`` on empty input, rc 1) is reported,
+    as would be a clean rc 0; a process the test kills (kill -9) or stops (SIGTERM) is not, and a kill
+    sent after a process already died does not excuse it."""
+    history = History(tmp_path / "h.jsonl", seed=1, test="x")
+    procs = Processes(history, tmp_path)
+    try:
+        crashes = procs.start("crashes", "json.tool", {})
+        killed = procs.start("killed", "http.server", {}, args=["--bind", "127.0.0.1", "0"])
+        stopped = procs.start("stopped", "http.server", {}, args=["--bind", "127.0.0.1", "0"])
+        crashes.wait_exit(30)
+        killed.kill9()
+        stopped.terminate(30)
+        crashes.kill9()  # too late: it had already exited by itself
+        unexpected = procs.check_no_unexpected_exit()
+    finally:
+        procs.cleanup_all()
+        history.close()
+    assert len(unexpected) == 1, unexpected
+    assert unexpected[0].startswith("crashes ") and "rc=1" in unexpected[0], unexpected

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -43,6 +44,12 @@ class Ledger:
     digests: Counter[str] = field(default_factory=Counter)
     """sha1 of each value -> how many copies the facts topic must hold (broadcasts: one per partition)."""
     poison_digests: Counter[str] = field(default_factory=Counter)
+
+    def add_raw(self, value: bytes | None, kind: str) -> None:
+        """One record published as raw bytes (``Publisher.send_raw``): a hostile fact, maybe a tombstone."""
+        self.sent += 1
+        self.kinds[kind] += 1
+        self.digests[hashlib.sha1(value or b"").hexdigest()] += 1
 
     def add(self, fact: GeneratedFact) -> None:
         self.sent += 1
@@ -131,6 +138,21 @@ class Publisher:
                 max_request_size=BIG_REQUEST_BYTES,
             )
             await self._big.start()
+
+    async def send_raw(self, key: bytes | None, value: bytes | None, *, kind: str) -> asyncio.Future[Any]:
+        """Publish raw bytes (``None``: a tombstone) the way a buggy producer would, with the side producer
+        (records up to 4 MiB); recorded in the ledger. Returns the future of its ``RecordMetadata``
+        (partition and offset), resolved once the broker acknowledged it."""
+        await self.start_big()
+        assert self._big is not None
+        future: asyncio.Future[Any] = await self._big.send(self.topic, value, key=key)
+        self.ledger.add_raw(value, kind)
+        return future
+
+    async def flush_raw(self) -> None:
+        """Wait until everything :meth:`send_raw` sent is acknowledged."""
+        if self._big is not None:
+            await asyncio.wait_for(self._big.flush(), timeout=FLUSH_TIMEOUT_S)
 
     async def send_big(self, key: bytes | None, value: bytes) -> None:
         await self.start_big()

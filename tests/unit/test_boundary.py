@@ -273,3 +273,44 @@ def test_a_flood_of_short_lived_families_keeps_the_idle_index_as_small_as_the_st
     assert partition.state_bytes <= 20_000
     assert len(partition.idle_index) <= 2 * len(partition.state.families) + 1024
     assert partition.state.drops["budget_evicted_family"] == 3_000 - len(partition.state.families)
+
+
+def test_families_expired_in_a_batch_do_not_count_against_the_state_budget() -> None:
+    """F9: 3,000 idle families expire in the same batch as 50 live ones arrive; the budget holds all the live."""
+    facts = [sample_initialize()]
+    for index in range(3_000):
+        flood = sample_thread_response(f"flood-{index}", request_id=index)
+        flood.observed_at_ms = 1_000
+        facts.append(flood)
+    for index in range(50):
+        live = sample_thread_response(f"live-{index}", request_id=10_000 + index)
+        live.observed_at_ms = 1_000 + 2 * TTL
+        facts.append(live)
+    live_bytes = sum(len(value) for value in _run(_raw([facts[0], *facts[-50:]]))[0].values.values())
+
+    partition, _ = _run(_raw(facts), state_budget_bytes=live_bytes * 2, clock_jump_facts=10)
+
+    assert sorted(partition.state.families) == sorted(f"live-{index}" for index in range(50))
+    assert "budget_evicted_family" not in partition.state.drops
+
+
+def test_a_family_broken_by_an_earlier_fact_of_the_batch_is_redone_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """F8: a fast-pass fact leaves its family unencodable; the next fact of that family needs careful mode (a
+    low record limit), whose encode of the family before it must not raise out of the boundary."""
+    real = reducer.reviews.on_server_request
+
+    def corrupting(state: Any, family: Any, producer: str, fact: Any) -> None:
+        real(state, family, producer, fact)
+        if fact.request.id == 41:
+            family.started_at_ms = {"x": object()}
+
+    monkeypatch.setattr(reducer.reviews, "on_server_request", corrupting)
+    raw = _raw(_review_stream())
+    raw[3] = b"{" + b" " * 3_000 + (raw[3] or b"")[1:]  # the answer to 41: its size alone calls for careful mode
+
+    partition, result = _run(raw, max_record_bytes=6_000)
+
+    assert [(r.position, r.reason) for r in result.refused] == [(2, "state_unencodable")]
+    monkeypatch.setattr(reducer.reviews, "on_server_request", real)
+    clean, _ = _run(_without(raw, {2}), max_record_bytes=6_000)
+    assert _state_of(partition) == _state_of(clean)

@@ -38,7 +38,7 @@ def test_every_setting_has_an_environment_variable() -> None:
     assert "KAFKA_SASL_PASSWORD" in NAMES
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a deadline fails on a busy 2-core machine, not on a bug
 @given(st.dictionaries(st.sampled_from(NAMES), st.text(max_size=40), max_size=8))
 def test_any_environment_gives_a_config_or_a_config_error(env: dict[str, str]) -> None:
     for config in (ProcessorConfig, SenderConfig):
