@@ -40,6 +40,8 @@ from schemas.facts import (
     ServerResponseFact,
     SkillInvoked,
     SubAgentThreadStarted,
+    TurnCodexErrorFact,
+    TurnProfileFact,
     TurnResolvedConfig,
     TurnTokenUsage,
 )
@@ -192,6 +194,16 @@ def _on_turn_token_usage(state: PartitionState, envelope: FactEnvelope, fact: Tu
     turns.on_turn_token_usage(state, _family(state, envelope), fact, _now_s(envelope), rows)
 
 
+def _on_turn_profile(state: PartitionState, envelope: FactEnvelope, fact: TurnProfileFact, rows: list[Row]) -> None:
+    turns.on_turn_profile(state, _family(state, envelope), fact, _now_s(envelope), rows)
+
+
+def _on_turn_codex_error(
+    state: PartitionState, envelope: FactEnvelope, fact: TurnCodexErrorFact, rows: list[Row]
+) -> None:
+    turns.on_turn_codex_error(_family(state, envelope), fact)
+
+
 def _stateless(emit: Callable[[Any, list[Row]], None]) -> Handler:
     """Handler of a custom fact that reads no state (skill, app, hook, plugin rows)."""
 
@@ -249,6 +261,8 @@ _HANDLERS: dict[type, Handler] = {
     GuardianReviewFact: _on_guardian_review,
     TurnResolvedConfig: _on_turn_resolved_config,
     TurnTokenUsage: _on_turn_token_usage,
+    TurnProfileFact: _on_turn_profile,
+    TurnCodexErrorFact: _on_turn_codex_error,
     SkillInvoked: _stateless(custom.on_skill_invoked),
     AppMentioned: _stateless(custom.on_app_mentioned),
     AppUsed: _stateless(custom.on_app_used),

@@ -75,6 +75,8 @@ def on_compaction(state: PartitionState, family: FamilyState | None, fact: Compa
                 error=fact.error,
                 active_context_tokens_before=fact.active_context_tokens_before,
                 active_context_tokens_after=fact.active_context_tokens_after,
+                retained_image_count=fact.retained_image_count,
+                compaction_summary_tokens=fact.compaction_summary_tokens,
                 started_at=fact.started_at,
                 completed_at=fact.completed_at,
                 duration_ms=fact.duration_ms,
@@ -109,6 +111,7 @@ def on_guardian_review(
                 decision=fact.decision,
                 terminal_status=fact.terminal_status,
                 failure_reason=fact.failure_reason,
+                attempt_count=fact.attempt_count,
                 risk_level=fact.risk_level,
                 user_authorization=fact.user_authorization,
                 outcome=fact.outcome,
@@ -255,6 +258,9 @@ def on_plugin_used(fact: PluginUsed, rows: list[Row]) -> None:
                 mcp_server_count=base.mcp_server_count,
                 connector_ids=base.connector_ids,
                 product_client_id=base.product_client_id,
+                mcp_server_names=None
+                if fact.plugin.capability_summary is None
+                else list(fact.plugin.capability_summary.mcp_server_names),
                 thread_id=fact.tracking.thread_id,
                 turn_id=fact.tracking.turn_id,
                 model_slug=fact.tracking.model_slug,

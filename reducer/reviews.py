@@ -52,6 +52,11 @@ from schemas.protocol import (
 from schemas.state import NO_ENTRIES, FamilyState, ItemReviewSummary, PartitionState, PendingReview
 
 ITEM_ATTACHED_SUBJECTS = frozenset({"command_execution", "file_change", "mcp_tool_call"})
+SETTLING_RESPONSES = (CommandExecutionApprovalResult, FileChangeApprovalResult)
+"""The ``ServerResponse`` answers that end a pending review (:func:`on_server_response`); every other one,
+``item/permissions/requestApproval`` included, leaves it pending."""
+SETTLING_RESPONSE_METHODS = frozenset(str(cls.__struct_config__.tag) for cls in SETTLING_RESPONSES)
+"""Their JSON-RPC methods, for the producer's router (``services.producer.routing``)."""
 
 Verdict = tuple[ReviewStatus, ReviewResolution]
 

@@ -19,7 +19,6 @@ from schemas.protocol import (
     SessionSource,
     SessionSourceObject,
     SubAgentSource,
-    SubAgentSourceObject,
     ThreadForkResult,
     ThreadResponse,
     ThreadResumeResult,
@@ -53,12 +52,6 @@ def subagent_source_name(source: SubAgentSource) -> str:
     return "unknown"
 
 
-def subagent_parent_thread_id(source: SubAgentSource) -> str | None:
-    if isinstance(source, SubAgentSourceObject) and source.thread_spawn is not None:
-        return source.thread_spawn.parent_thread_id
-    return None
-
-
 def _session_subagent(source: SessionSource) -> SubAgentSource | None:
     if isinstance(source, SessionSourceObject):
         return source.sub_agent
@@ -68,15 +61,12 @@ def _session_subagent(source: SessionSource) -> SubAgentSource | None:
 def _thread_metadata(response: ThreadResponse, mode: ThreadInitializationMode) -> ThreadMetadata:
     thread = response.thread
     subagent = _session_subagent(thread.source)
-    parent = thread.parent_thread_id
-    if parent is None and subagent is not None:
-        parent = subagent_parent_thread_id(subagent)
     return ThreadMetadata(
         session_id=thread.session_id,
         thread_source=shared_or_none(thread.thread_source),
         initialization_mode=mode,
         subagent_source=None if subagent is None else shared(subagent_source_name(subagent)),
-        parent_thread_id=shared_or_none(parent),
+        parent_thread_id=shared_or_none(thread.parent_thread_id),
     )
 
 
@@ -123,6 +113,7 @@ def on_thread_response(
                 initialization_mode=mode,
                 subagent_source=metadata.subagent_source,
                 parent_thread_id=metadata.parent_thread_id,
+                forked_from_thread_id=response.thread.forked_from_id,
                 created_at=max(response.thread.created_at, 0),
             )
         )
@@ -130,8 +121,12 @@ def on_thread_response(
 
 
 def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted, rows: list[Row]) -> None:
-    """Always emit; adopt metadata if absent and the parent thread's connection if unset (spec 4.9)."""
-    parent = fact.parent_thread_id or subagent_parent_thread_id(fact.subagent_source)
+    """Always emit; adopt metadata if absent and the parent thread's connection if unset (spec 4.9).
+
+    The parent is the fact's ``parent_thread_id`` only, as at b39f943a6 (the producer fills it in; a
+    ``thread_spawn`` source's parent is not read, and the producer's router routes by it).
+    """
+    parent = fact.parent_thread_id
     source_name = subagent_source_name(fact.subagent_source)
     thread = family.threads.get(fact.thread_id)
     if thread is None:
@@ -169,6 +164,7 @@ def on_subagent_thread_started(family: FamilyState, fact: SubAgentThreadStarted,
                 initialization_mode="new",
                 subagent_source=source_name,
                 parent_thread_id=parent,
+                forked_from_thread_id=fact.forked_from_thread_id,
                 created_at=fact.created_at,
             )
         )

@@ -6,14 +6,15 @@ several facts in any order (spec 4.8, other-events 3.3):
 * ``turn/start`` response (matched to its pending request) -> connection, thread, image count;
 * ``TurnResolvedConfig`` -> thread, image count, configuration;
 * ``TurnTokenUsage`` -> thread, token usage;
+* ``TurnProfile`` -> the time profile; ``TurnCodexError`` -> the core error (thread only if unset);
 * ``turn/started`` -> start time; ``turn/diff/updated`` -> thread, latest diff;
 * ``turn/completed`` -> status, error, end time, duration;
 * tool items (:mod:`reducer.items`) -> tool counts; accepted steers -> steer count.
 
 After a turn/start response, a resolved config, a token usage or a completion, :func:`maybe_emit_turn`
-emits the turn row once thread, image count, configuration and completion are all known (the PR-era
-rule: no ``TurnProfile`` needed), followed by the accepted-lines row when the latest diff changed
-lines, and then deletes the turn state.
+emits the turn row once thread, image count, configuration, profile and completion are all known (the
+rule at b39f943a6; a profile also triggers it), followed by the accepted-lines row when the latest diff
+changed lines, and then deletes the turn state.
 
 Wall-clock reads of the Rust reducer come from the triggering fact's ``observed_at_ms``: a steer's
 ``created_at`` is the steer *request*'s, accepted-lines ``completed_at`` is the emitting fact's.
@@ -22,6 +23,8 @@ Wall-clock reads of the Rust reducer come from the triggering fact's ``observed_
 from __future__ import annotations
 
 from typing import cast
+
+import msgspec
 
 from reducer.context import bump, client_request_key, connection_key, non_negative, shared, shared_or_none
 from schemas.events import (
@@ -39,7 +42,15 @@ from schemas.events import (
     TurnSteerResult,
     TurnSubmissionType,
 )
-from schemas.facts import ClientRequestFact, ClientResponseFact, ErrorResponseFact, TurnResolvedConfig, TurnTokenUsage
+from schemas.facts import (
+    ClientRequestFact,
+    ClientResponseFact,
+    ErrorResponseFact,
+    TurnCodexErrorFact,
+    TurnProfileFact,
+    TurnResolvedConfig,
+    TurnTokenUsage,
+)
 from schemas.protocol import (
     RequestId,
     TurnDiffParams,
@@ -60,6 +71,7 @@ from schemas.state import (
     PendingTurnRequest,
     ResolvedTurnConfig,
     TokenUsage,
+    TurnCodexError,
     TurnCompletion,
     TurnState,
 )
@@ -283,6 +295,7 @@ def on_turn_resolved_config(
         personality=shared_or_none(fact.personality),
         is_first_turn=fact.is_first_turn,
         repo_hash=shared_or_none(fact.repo_hash),
+        workspace_kind=shared_or_none(fact.workspace_kind),
     )
     maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
 
@@ -303,6 +316,21 @@ def on_turn_token_usage(
     maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
 
 
+def on_turn_profile(
+    state: PartitionState, family: FamilyState, fact: TurnProfileFact, now_s: int, rows: list[Row]
+) -> None:
+    ensure_turn(family, fact.turn_id).profile = fact.profile
+    maybe_emit_turn(state, family, fact.turn_id, now_s, rows)
+
+
+def on_turn_codex_error(family: FamilyState, fact: TurnCodexErrorFact) -> None:
+    """Remember the turn's core error; the thread is set only if unknown (Rust ``get_or_insert``). No emit."""
+    turn = ensure_turn(family, fact.turn_id)
+    if turn.thread_id is None:
+        turn.thread_id = shared(fact.thread_id)
+    turn.codex_error = TurnCodexError(kind=shared(fact.error_kind), http_status_code=fact.http_status_code)
+
+
 # --- emission -------------------------------------------------------------------------------------
 
 
@@ -319,7 +347,8 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
     config = turn.resolved_config
     completed = turn.completed
     images = turn.num_input_images
-    if thread_id is None or images is None or config is None or completed is None:
+    profile = turn.profile
+    if thread_id is None or images is None or config is None or profile is None or completed is None:
         return
     thread = family.threads.get(thread_id)
     connection_ref = turn.connection if turn.connection is not None else thread.connection if thread else None
@@ -336,6 +365,7 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
         return
     counts = turn.tool_counts
     usage = turn.token_usage
+    error = turn.codex_error
     rows.append(
         TurnEvent(
             event_params=TurnEventParams(
@@ -361,10 +391,13 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
                 sandbox_network_access=config.sandbox_network_access,
                 collaboration_mode="plan" if config.collaboration_mode == "plan" else "default",
                 personality=_none_is_null(config.personality),
+                workspace_kind=config.workspace_kind,
                 num_input_images=images,
                 is_first_turn=config.is_first_turn,
                 status=cast("TurnEventStatus | None", completed.status),
                 turn_error=completed.turn_error,
+                codex_error_kind=None if error is None else error.kind,
+                codex_error_http_status_code=None if error is None else error.http_status_code,
                 steer_count=turn.steer_count,
                 total_tool_call_count=counts.total,
                 shell_command_count=counts.shell_command,
@@ -379,6 +412,7 @@ def maybe_emit_turn(state: PartitionState, family: FamilyState, turn_id: str, no
                 output_tokens=None if usage is None else usage.output_tokens,
                 reasoning_output_tokens=None if usage is None else usage.reasoning_output_tokens,
                 total_tokens=None if usage is None else usage.total_tokens,
+                **msgspec.structs.asdict(profile),
                 duration_ms=completed.duration_ms,
                 started_at=turn.started_at,
                 completed_at=completed.completed_at,

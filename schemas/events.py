@@ -112,7 +112,7 @@ class ToolItemEventBase(msgspec.Struct, kw_only=True, gc=False):
     requested_network_access: bool
 
 
-class CommandExecutionEventParams(ToolItemEventBase):
+class CommandExecutionEventParams(ToolItemEventBase, kw_only=True):
     command_execution_source: str
     exit_code: int | None
     command_total_action_count: int
@@ -126,7 +126,7 @@ class CommandExecutionEvent(Row, tag="codex_command_execution_event"):
     event_params: CommandExecutionEventParams
 
 
-class FileChangeEventParams(ToolItemEventBase):
+class FileChangeEventParams(ToolItemEventBase, kw_only=True):
     file_change_count: int
     file_add_count: int
     file_update_count: int
@@ -138,7 +138,7 @@ class FileChangeEvent(Row, tag="codex_file_change_event"):
     event_params: FileChangeEventParams
 
 
-class McpToolCallEventParams(ToolItemEventBase):
+class McpToolCallEventParams(ToolItemEventBase, kw_only=True):
     mcp_server_name: str
     mcp_tool_name: str
     mcp_error_present: bool
@@ -148,7 +148,7 @@ class McpToolCallEvent(Row, tag="codex_mcp_tool_call_event"):
     event_params: McpToolCallEventParams
 
 
-class DynamicToolCallEventParams(ToolItemEventBase):
+class DynamicToolCallEventParams(ToolItemEventBase, kw_only=True):
     dynamic_tool_name: str
     success: bool | None
     output_content_item_count: int | None
@@ -160,7 +160,7 @@ class DynamicToolCallEvent(Row, tag="codex_dynamic_tool_call_event"):
     event_params: DynamicToolCallEventParams
 
 
-class CollabAgentToolCallEventParams(ToolItemEventBase):
+class CollabAgentToolCallEventParams(ToolItemEventBase, kw_only=True):
     sender_thread_id: str
     receiver_thread_count: int
     receiver_thread_ids: list[str] | None
@@ -175,7 +175,7 @@ class CollabAgentToolCallEvent(Row, tag="codex_collab_agent_tool_call_event"):
     event_params: CollabAgentToolCallEventParams
 
 
-class WebSearchEventParams(ToolItemEventBase):
+class WebSearchEventParams(ToolItemEventBase, kw_only=True):
     web_search_action: WebSearchActionKind | None
     query_present: bool
     query_count: int | None
@@ -185,7 +185,7 @@ class WebSearchEvent(Row, tag="codex_web_search_event"):
     event_params: WebSearchEventParams
 
 
-class ImageGenerationEventParams(ToolItemEventBase):
+class ImageGenerationEventParams(ToolItemEventBase, kw_only=True):
     revised_prompt_present: bool
     saved_path_present: bool
 
@@ -208,6 +208,7 @@ class ThreadInitializedEventParams(msgspec.Struct, kw_only=True, gc=False):
     initialization_mode: ThreadInitializationMode
     subagent_source: str | None
     parent_thread_id: str | None
+    forked_from_thread_id: str | None
     created_at: int
 
 
@@ -231,7 +232,7 @@ TurnSteerRejectionReason = Literal[
 
 
 class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
-    """``CodexTurnEventParams`` at the PR-era baseline (43 keys; no ``workspace_kind``, no profile fields).
+    """``CodexTurnEventParams`` at b39f943a6 (53 keys: ``workspace_kind``, the core error, the time profile).
 
     ``model``, ``sandbox_policy``, ``collaboration_mode``, ``steer_count``, the tool counts and
     ``completed_at`` are ``Option`` in Rust but always set by the reducer. ``turn_error`` is the
@@ -260,10 +261,13 @@ class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
     sandbox_network_access: bool
     collaboration_mode: str | None
     personality: str | None
+    workspace_kind: str | None
     num_input_images: int
     is_first_turn: bool
     status: TurnEventStatus | None
     turn_error: Any
+    codex_error_kind: str | None
+    codex_error_http_status_code: int | None
     steer_count: int | None
     total_tool_call_count: int | None
     shell_command_count: int | None
@@ -278,6 +282,13 @@ class TurnEventParams(msgspec.Struct, kw_only=True, gc=False):
     output_tokens: int | None
     reasoning_output_tokens: int | None
     total_tokens: int | None
+    before_first_sampling_ms: int
+    sampling_ms: int
+    between_sampling_overhead_ms: int
+    tool_blocking_ms: int
+    after_last_sampling_ms: int
+    sampling_request_count: int
+    sampling_retry_count: int
     duration_ms: int | None
     started_at: int | None
     completed_at: int | None
@@ -365,6 +376,8 @@ class CompactionEventParams(msgspec.Struct, kw_only=True, gc=False):
     error: str | None
     active_context_tokens_before: int
     active_context_tokens_after: int
+    retained_image_count: int | None
+    compaction_summary_tokens: int | None
     started_at: int
     completed_at: int
     duration_ms: int | None
@@ -475,6 +488,7 @@ class GuardianReviewEventParams(msgspec.Struct, kw_only=True, gc=False):
     decision: GuardianReviewDecision
     terminal_status: GuardianReviewTerminalStatus
     failure_reason: GuardianReviewFailureReason | None
+    attempt_count: int
     risk_level: str | None
     user_authorization: str | None
     outcome: str | None
@@ -571,9 +585,10 @@ class PluginEventParams(msgspec.Struct, kw_only=True, gc=False):
     product_client_id: str | None
 
 
-class PluginUsedEventParams(PluginEventParams):
-    """``CodexPluginUsedMetadata`` at the baseline (no ``mcp_server_names``)."""
+class PluginUsedEventParams(PluginEventParams, kw_only=True):
+    """``CodexPluginUsedMetadata`` at b39f943a6: ``mcp_server_names`` is the capability summary's list."""
 
+    mcp_server_names: list[str] | None
     thread_id: str | None
     turn_id: str | None
     model_slug: str | None

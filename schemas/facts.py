@@ -147,6 +147,7 @@ class SubAgentThreadStarted(Fact, tag="subagent_thread_started"):
     created_at: Int64
     runtime: RuntimeMetadata
     parent_thread_id: Id | None = None
+    forked_from_thread_id: Id | None = None
     session_id: Id | None = None
     ephemeral: bool = False
 
@@ -169,6 +170,8 @@ class Compaction(Fact, tag="compaction", kw_only=True):
     error: Text | None = None
     active_context_tokens_before: Int64
     active_context_tokens_after: Int64
+    retained_image_count: Int64 | None = None
+    compaction_summary_tokens: Int64 | None = None
     started_at: Int64
     completed_at: Int64
     duration_ms: Int64 | None = None
@@ -192,6 +195,7 @@ class GuardianReviewFact(Fact, tag="guardian_review", kw_only=True):
     decision: GuardianReviewDecision
     terminal_status: GuardianReviewTerminalStatus
     failure_reason: GuardianReviewFailureReason | None = None
+    attempt_count: Int64 = 1
     risk_level: Name | None = None
     user_authorization: Name | None = None
     outcome: Name | None = None
@@ -258,6 +262,7 @@ class TurnResolvedConfig(Fact, tag="turn_resolved_config", kw_only=True):
     sandbox_network_access: bool
     collaboration_mode: Name
     personality: Name | None = None
+    workspace_kind: Name | None = None
     is_first_turn: bool
     repo_hash: Id | None = None
 
@@ -278,6 +283,75 @@ class TurnTokenUsage(Fact, tag="turn_token_usage"):
     turn_id: Id
     thread_id: Id
     token_usage: CoreTokenUsage
+
+
+class TurnProfile(msgspec.Struct, kw_only=True, gc=False):
+    """Core ``TurnProfile``: where a turn's time went, copied to the turn row."""
+
+    before_first_sampling_ms: Int64
+    sampling_ms: Int64
+    between_sampling_overhead_ms: Int64
+    tool_blocking_ms: Int64
+    after_last_sampling_ms: Int64
+    sampling_request_count: Int64
+    sampling_retry_count: Int64
+
+
+class TurnProfileFact(Fact, tag="turn_profile"):
+    """``TurnProfileFact``: the turn's time profile. At b39f943a6 a turn row waits for it."""
+
+    turn_id: Id
+    profile: TurnProfile
+
+
+CodexErrKind = Literal[
+    "turn_aborted",
+    "stream",
+    "context_window_exceeded",
+    "thread_not_found",
+    "agent_limit_reached",
+    "session_configured_not_first_event",
+    "timeout",
+    "request_timeout",
+    "spawn",
+    "interrupted",
+    "unexpected_status",
+    "invalid_request",
+    "invalid_image_request",
+    "usage_limit_reached",
+    "server_overloaded",
+    "cyber_policy",
+    "response_stream_failed",
+    "connection_failed",
+    "quota_exceeded",
+    "usage_not_included",
+    "internal_server_error",
+    "retry_limit",
+    "internal_agent_died",
+    "sandbox",
+    "landlock_sandbox_executable_not_provided",
+    "unsupported_operation",
+    "refresh_token_failed",
+    "fatal",
+    "io",
+    "json",
+    "landlock_ruleset",
+    "landlock_path_fd",
+    "tokio_join",
+    "env_var",
+]
+"""``CodexErrKind``: the core error's kind, derived by the producer from its ``CodexErr``."""
+
+
+class TurnCodexErrorFact(Fact, tag="turn_codex_error"):
+    """``TurnCodexErrorFact``: the core error that ended a turn (its kind and HTTP status, if any).
+
+    ``error_kind`` is Rust's ``error.kind`` (``kind`` is the fact's tag)."""
+
+    turn_id: Id
+    thread_id: Id
+    error_kind: CodexErrKind
+    http_status_code: Int64 | None = None
 
 
 class TrackEventsContext(msgspec.Struct, kw_only=True, gc=False):
@@ -415,6 +489,8 @@ FactKind = (
     | GuardianReviewFact
     | TurnResolvedConfig
     | TurnTokenUsage
+    | TurnProfileFact
+    | TurnCodexErrorFact
     | SkillInvoked
     | AppMentioned
     | AppUsed

@@ -101,6 +101,7 @@ class Thread(_Camel):
     source: SessionSource = "unknown"
     thread_source: Name | None = None
     parent_thread_id: Id | None = None
+    forked_from_id: Id | None = None
 
 
 class CodexErrorInfo(_Camel):

@@ -30,6 +30,7 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from schemas.events import AppServerClient
+from schemas.facts import TurnProfile
 from schemas.protocol import RuntimeMetadata
 
 KEY_SEP = "\x1f"
@@ -120,6 +121,13 @@ class PendingTurnRequest(msgspec.Struct, kw_only=True, array_like=True, gc=False
     is_steer: bool = False
 
 
+class TurnCodexError(msgspec.Struct, kw_only=True, array_like=True, gc=False):
+    """A ``turn_codex_error`` fact: the core error's kind and HTTP status."""
+
+    kind: str
+    http_status_code: int | None = None
+
+
 class ToolCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     total: int = 0
     shell_command: int = 0
@@ -167,6 +175,7 @@ class ResolvedTurnConfig(msgspec.Struct, kw_only=True, array_like=True, gc=False
     personality: str | None
     is_first_turn: bool
     repo_hash: str | None
+    workspace_kind: str | None = None
 
 
 class DiffLineCounts(msgspec.Struct, kw_only=True, array_like=True, gc=False):
@@ -198,6 +207,9 @@ class TurnState(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     latest_diff: DiffLineCounts | None = None
     steer_count: int = 0
     tool_counts: ToolCounts = msgspec.field(default_factory=ToolCounts)
+    profile: TurnProfile | None = None
+    """The ``turn_profile`` fact's profile as it came (copied to the turn row)."""
+    codex_error: TurnCodexError | None = None
 
 
 class FamilyState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
@@ -214,12 +226,7 @@ class FamilyState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
     def is_empty(self) -> bool:
         return not (
-            self.threads
-            or self.requests
-            or self.turns
-            or self.started_at_ms
-            or self.pending_reviews
-            or self.summaries
+            self.threads or self.requests or self.turns or self.started_at_ms or self.pending_reviews or self.summaries
         )
 
 

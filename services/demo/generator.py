@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,22 @@ _COMMAND_STATUSES: Final = ("completed", "completed", "failed", "declined", "com
 _THREE_WAY_STATUSES: Final = ("completed", "completed", "failed", "inProgress")
 _IMAGE_STATUSES: Final = ("completed", "failed", "error", "generating")
 _COMMAND_SOURCES: Final = ("agent", "userShell", "unifiedExecStartup", "unifiedExecInteraction")
-_COMMAND_ACTIONS: Final = ("read", "listFiles", "search", "unknown")
+_COMMAND_ACTIONS: Final[tuple[Json, ...]] = (
+    {"type": "read", "command": "cat src/lib.rs", "name": "lib.rs", "path": "/work/repo/src/lib.rs"},
+    {"type": "listFiles", "command": "ls src", "path": "src"},
+    {"type": "search", "command": "rg todo", "query": "todo", "path": None},
+    {"type": "unknown", "command": "make"},
+)
+_THREAD_IDS: Final = uuid.UUID("6d1f4c3e-8a52-4c1e-9a57-3f0b2d9e7c11")
+"""Namespace of the generated thread ids: real thread ids are UUIDs (``ThreadId``), and a
+``thread_spawn`` parent must be one."""
+
+
+def thread_uuid(label: str) -> str:
+    """The deterministic UUID thread id named by ``label``."""
+    return str(uuid.uuid5(_THREAD_IDS, label))
+
+
 _COLLAB_TOOLS: Final = ("spawnAgent", "sendInput", "resumeAgent", "wait", "closeAgent")
 _AGENT_STATES: Final = ("pendingInit", "running", "interrupted", "completed", "errored", "shutdown", "notFound")
 _WEB_ACTIONS: Final = ("none", "search", "search_queries", "openPage", "findInPage", "other")
@@ -145,7 +161,14 @@ _SUBAGENT_SOURCES: Final[tuple[Any, ...]] = (
     "memory_consolidation",
     {"other": "guardian"},
 )
-_NON_TOOL_ITEMS: Final = ("userMessage", "agentMessage", "reasoning", "plan", "contextCompaction")
+_NON_TOOL_ITEMS: Final[dict[str, Json]] = {
+    "userMessage": {"type": "userMessage", "clientId": None, "content": [{"type": "text", "text": "go on"}]},
+    "agentMessage": {"type": "agentMessage", "text": "Done.", "phase": None, "memoryCitation": None},
+    "reasoning": {"type": "reasoning", "summary": ["thinking"], "content": []},
+    "plan": {"type": "plan", "text": "1. fix the test"},
+    "contextCompaction": {"type": "contextCompaction"},
+}
+"""Items that are no tool, each with every field the protocol requires."""
 
 
 class GeneratedFact(NamedTuple):
@@ -324,7 +347,7 @@ class Workload:
 
         # 2. Families, interleaved.
         pending = [
-            (producers[index % len(producers)], f"thr-{index:05d}-{rng.getrandbits(32):08x}")
+            (producers[index % len(producers)], thread_uuid(f"thr-{index:05d}-{rng.getrandbits(32):08x}"))
             for index in range(self.threads)
         ]
         pending.reverse()
@@ -461,31 +484,55 @@ def _thread_response(
     thread = {
         "id": thread_id,
         "sessionId": f"session-{thread_id}",
+        "forkedFromId": thread_uuid(f"{thread_id}/forked-from") if method == "thread/fork" else None,
+        "parentThreadId": None,
+        "preview": "please fix the failing test",
         "ephemeral": method == "thread/fork",
+        "modelProvider": "openai",
         "createdAt": clock.now_s,
+        "updatedAt": clock.now_s,
+        "status": {"type": "idle"},
+        "path": None,
+        "cwd": "/work/repo",
+        "cliVersion": "0.99.0",
         "source": decks.thread_source.draw(),
         "threadSource": "user",
-        "cwd": "/work/repo",
-        "status": {"type": "idle"},
+        "agentNickname": None,
+        "agentRole": None,
+        "gitInfo": None,
+        "name": None,
+        "turns": [],
     }
     return {
         "kind": "client_response",
         "connection_id": connection_id,
         "request_id": request_id,
-        "response": {"method": method, "id": request_id, "response": {"thread": thread, "model": model}},
+        "response": {"method": method, "id": request_id, "response": {"thread": thread, **_thread_config(model)}},
+    }
+
+
+def _thread_config(model: str) -> Json:
+    """The rest of a thread start/resume/fork response: every field the protocol requires."""
+    return {
+        "model": model,
+        "modelProvider": "openai",
+        "serviceTier": None,
+        "cwd": "/work/repo",
+        "approvalPolicy": "on-request",
+        "approvalsReviewer": "user",
+        "sandbox": {"type": "dangerFullAccess"},
+        "reasoningEffort": None,
     }
 
 
 def _subagent_started(decks: _Decks, clock: _Clock, thread_id: str, parent: str, model: str) -> Json:
     source = decks.subagent_source.draw()
-    explicit_parent: str | None = parent
     if source == "thread_spawn":
         source = {"thread_spawn": {"parent_thread_id": parent, "depth": 1, "agent_path": None}}
-        explicit_parent = None  # the reducer must take it from the spawn source
     return {
         "kind": "subagent_thread_started",
         "thread_id": thread_id,
-        "parent_thread_id": explicit_parent,
+        "parent_thread_id": parent,
         "product_client_id": "codex_cli_rs",
         "client_name": "codex-tui",
         "client_version": "1.0.0",
@@ -551,12 +598,13 @@ def _resolved_config(rng: random.Random, thread_id: str, turn_id: str, images: i
         "sandbox_policy": rng.choice(("read_only", "workspace_write", "full_access", "external_sandbox")),
         "reasoning_effort": rng.choice((None, "low", "medium", "high")),
         "reasoning_summary": rng.choice((None, "none", "auto", "detailed")),
-        "service_tier": rng.choice((None, "flex", "priority")),
+        "service_tier": rng.choice((None, "flex", "fast")),
         "approval_policy": rng.choice(("on-request", "untrusted", "on-failure", "never")),
         "approvals_reviewer": rng.choice(("user", "auto_review")),
         "sandbox_network_access": rng.random() < 0.3,
         "collaboration_mode": rng.choice(("default", "plan", "pair_programming", "execute")),
         "personality": rng.choice((None, "none", "pragmatic", "friendly")),
+        "workspace_kind": rng.choice((None, "git", "non_git")),
         "is_first_turn": first,
         "repo_hash": rng.choice((None, "3f2c1e0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e")),
     }
@@ -578,6 +626,33 @@ def _token_usage(rng: random.Random, thread_id: str, turn_id: str) -> Json:
             "reasoning_output_tokens": reasoning,
             "total_tokens": input_tokens + output,
         },
+    }
+
+
+def _turn_profile(rng: random.Random, turn_id: str) -> Json:
+    return {
+        "kind": "turn_profile",
+        "turn_id": turn_id,
+        "profile": {
+            "before_first_sampling_ms": rng.randint(10, 500),
+            "sampling_ms": rng.randint(100, 9_000),
+            "between_sampling_overhead_ms": rng.randint(0, 200),
+            "tool_blocking_ms": rng.randint(0, 5_000),
+            "after_last_sampling_ms": rng.randint(0, 300),
+            "sampling_request_count": rng.randint(1, 6),
+            "sampling_retry_count": rng.choice((0, 0, 1)),
+        },
+    }
+
+
+def _codex_error(rng: random.Random, thread_id: str, turn_id: str) -> Json:
+    kind, status = rng.choice((("server_overloaded", None), ("unexpected_status", 500), ("stream", None)))
+    return {
+        "kind": "turn_codex_error",
+        "turn_id": turn_id,
+        "thread_id": thread_id,
+        "error_kind": kind,
+        "http_status_code": status,
     }
 
 
@@ -605,6 +680,8 @@ def _compaction(rng: random.Random, clock: _Clock, thread_id: str, turn_id: str)
         "error": "context window exceeded" if status == "failed" else None,
         "active_context_tokens_before": before,
         "active_context_tokens_after": before // rng.randint(2, 8),
+        "retained_image_count": rng.choice((None, 0, 3)),
+        "compaction_summary_tokens": rng.choice((None, 900)),
         "started_at": clock.now_s - 2,
         "completed_at": clock.now_s,
         "duration_ms": rng.choice((None, 1_800, 2_400)),
@@ -707,9 +784,7 @@ def _tool_item(
                 "processId": None,
                 "source": decks.command_source.draw(),
                 "status": status or decks.command_status.draw(),
-                "commandActions": [
-                    {"type": rng.choice(_COMMAND_ACTIONS), "command": "cat x"} for _ in range(rng.randint(0, 4))
-                ],
+                "commandActions": [dict(rng.choice(_COMMAND_ACTIONS)) for _ in range(rng.randint(0, 4))],
                 "aggregatedOutput": None,
                 "exitCode": rng.choice((0, 0, 1, 101, None)),
                 "durationMs": rng.choice((None, rng.randint(5, 5_000))),
@@ -889,7 +964,7 @@ def _guardian_action(action: str, item_tool: str | None) -> Json:
                 "cwd": "/work",
             }
         case "applyPatch":
-            return {"type": "applyPatch", "cwd": "/work/repo", "files": ["src/lib.rs"]}
+            return {"type": "applyPatch", "cwd": "/work/repo", "files": ["/work/repo/src/lib.rs"]}
         case "networkAccess":
             return {
                 "type": "networkAccess",
@@ -956,6 +1031,7 @@ def _guardian_review_fact(
         "decision": decision,
         "terminal_status": terminal,
         "failure_reason": failure,
+        "attempt_count": rng.choice((1, 1, 2)),
         "risk_level": rng.choice(("low", "medium", "high", "critical", None)),
         "user_authorization": rng.choice(("unknown", "low", "medium", "high", None)),
         "outcome": outcome,
@@ -1012,7 +1088,7 @@ class _Family:
         yield self.out(_thread_response(self.decks, self.clock, self.connection_id, request_id, self.root, self.model))
         threads = [self.root]
         while self.rng.random() < self.options.subagent_rate and len(self.subagents) < 3:
-            sub = f"{self.root}-sub{len(self.subagents) + 1}"
+            sub = thread_uuid(f"{self.root}-sub{len(self.subagents) + 1}")
             parent = self.rng.choice(threads)
             self.subagents.append(sub)
             threads.append(sub)
@@ -1076,7 +1152,14 @@ class _Family:
         )
         if status == "failed":
             ended["error"] = error
+            if rng.random() < 0.7:
+                yield self.out(_codex_error(rng, thread_id, turn_id))
+        profile_first = rng.random() < 0.7  # the turn row waits for both; either may come last
+        if profile_first:
+            yield self.out(_turn_profile(rng, turn_id))
         yield self.out(_notification("turn/completed", {"threadId": thread_id, "turn": ended}))
+        if not profile_first and rng.random() < 0.95:
+            yield self.out(_turn_profile(rng, turn_id))
 
     def steer(self, thread_id: str, turn_id: str) -> Iterator[_Out]:
         request_id = self.producer.client_request_id(self.connection_id)
@@ -1100,8 +1183,7 @@ class _Family:
     def item(self, thread_id: str, turn_id: str, item_id: str) -> Iterator[_Out]:
         rng, clock = self.rng, self.clock
         if rng.random() < 0.15:
-            kind = rng.choice(_NON_TOOL_ITEMS)
-            item = {"type": kind, "id": item_id, "content": []}
+            item = dict(_NON_TOOL_ITEMS[rng.choice(tuple(_NON_TOOL_ITEMS))], id=item_id)
             base = {"threadId": thread_id, "turnId": turn_id}
             yield self.out(_notification("item/started", {**base, "item": item, "startedAtMs": clock.now_ms}))
             yield self.out(_notification("item/completed", {**base, "item": item, "completedAtMs": clock.now_ms}))

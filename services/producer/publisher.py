@@ -40,7 +40,7 @@ from schemas.codec import FactDecodeError, decode_fact
 from schemas.facts import SCHEMA_VERSION
 from schemas.protocol import RequestId
 from services.config import KafkaSettings
-from services.producer.routing import Router, fallback_key
+from services.producer.routing import Router, fallback_key, settles_review
 
 log = structlog.get_logger("publisher")
 
@@ -300,14 +300,18 @@ class FactPublisher:
         return self.publish(fact, root)
 
     def track_server_response(self, completed_at_ms: int, response: Mapping[str, Any]) -> bool:
-        root = self.router.answer_server_request(response["id"])
+        root = self.router.answer_server_request(
+            response["id"], settles=settles_review("server_response", response.get("method"))
+        )
         fact = {"kind": "server_response", "completed_at_ms": completed_at_ms, "response": response}
         return self.publish(fact, root)
 
     def track_effective_permissions_approval_response(
         self, completed_at_ms: int, request_id: RequestId, response: Mapping[str, Any]
     ) -> bool:
-        root = self.router.answer_server_request(request_id)
+        root = self.router.answer_server_request(
+            request_id, settles=settles_review("effective_permissions_approval_response")
+        )
         fact = {
             "kind": "effective_permissions_approval_response",
             "completed_at_ms": completed_at_ms,
@@ -317,7 +321,7 @@ class FactPublisher:
         return self.publish(fact, root)
 
     def track_server_request_aborted(self, completed_at_ms: int, request_id: RequestId) -> bool:
-        root = self.router.answer_server_request(request_id)
+        root = self.router.answer_server_request(request_id, settles=settles_review("server_request_aborted"))
         fact = {"kind": "server_request_aborted", "completed_at_ms": completed_at_ms, "request_id": request_id}
         return self.publish(fact, root)
 

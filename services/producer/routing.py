@@ -5,8 +5,11 @@ The producer sits inside the app-server and sees every fact, so it resolves what
 * every fact of a thread family is keyed by the family's **root** thread id (sub-agents share their
   parent's partition);
 * answers that carry no thread id (server responses, aborts, effective-permissions responses, turn
-  responses and errors) get the thread of the request they answer; the request is forgotten once
-  answered;
+  responses and errors) get the thread of the request they answer. A client request is forgotten once
+  answered. A server request is forgotten only once an answer that **settles** it has been routed (one
+  the reducer acts on, or an abort; :func:`settles_review`): a permissions request is first answered by
+  a ``ServerResponse`` the reducer ignores, and then by the effective-permissions response that
+  completes the review, which must reach the same partition;
 * an answer whose request was never seen is keyed by :func:`fallback_key` and counted, so the reducer
   can count it as unknown, as the spec says.
 
@@ -18,9 +21,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final
 
+from reducer.reviews import SETTLING_RESPONSE_METHODS
 from schemas.protocol import RequestId
 
 MAX_ENTRIES: Final = 100_000
+
+
+def settles_review(kind: str, response_method: str | None = None) -> bool:
+    """Whether an answer of fact ``kind`` ends the pending review of the request it answers.
+
+    ``effective_permissions_approval_response`` and ``server_request_aborted`` always do; a
+    ``server_response`` only for the methods in :data:`SETTLING_RESPONSE_METHODS`.
+    """
+    if kind == "server_response":
+        return response_method in SETTLING_RESPONSE_METHODS
+    return kind in ("effective_permissions_approval_response", "server_request_aborted")
 
 
 def fallback_key(producer_id: str) -> str:
@@ -67,9 +82,12 @@ class Router:
     def remember_server_request(self, request_id: RequestId, thread_id: str) -> None:
         self._server_requests.put(_request_key(request_id), self.root(thread_id))
 
-    def answer_server_request(self, request_id: RequestId, *, forget: bool = True) -> str | None:
+    def answer_server_request(self, request_id: RequestId, *, settles: bool) -> str | None:
+        """Root thread of the server request ``request_id`` answers; forgotten only if the answer ``settles``
+        it (:func:`settles_review`), so a later answer that does settle it is still routed. Routes of
+        requests never settled are evicted oldest first at the map's limit."""
         key = _request_key(request_id)
-        root = self._server_requests.pop(key, None) if forget else self._server_requests.get(key)
+        root = self._server_requests.pop(key, None) if settles else self._server_requests.get(key)
         if root is None:
             self.unrouted += 1
         return root

@@ -79,6 +79,7 @@ def test_thread_initialized_event_serializes_expected_shape() -> None:
             initialization_mode="new",
             subagent_source=None,
             parent_thread_id=None,
+            forked_from_thread_id=None,
             created_at=1,
         )
     )
@@ -112,14 +113,27 @@ def test_subagent_thread_started_review_serializes_expected_shape() -> None:
     assert as_json(rows) == golden("subagent_thread_started_review_serializes_expected_shape")
 
 
-def test_subagent_thread_started_thread_spawn_serializes_parent_thread_id() -> None:
-    """T5: the parent comes from the thread_spawn source."""
+def test_subagent_thread_started_thread_spawn_serializes_thread_lineage() -> None:
+    """T5 at b39f943a6: the fact's parent and forked-from thread ids, as given."""
     parent = "11111111-1111-1111-1111-111111111111"
     fact = sample_subagent_input(
-        "thread-spawn", subagent_source=thread_spawn_source(parent), family=parent, ephemeral=True, created_at=124
+        "thread-spawn",
+        subagent_source=thread_spawn_source(parent),
+        family=parent,
+        parent_thread_id=parent,
+        forked_from_thread_id="22222222-2222-4222-8222-222222222222",
+        ephemeral=True,
+        created_at=124,
     )
     _, rows = run([fact])
-    assert as_json(rows) == golden("subagent_thread_started_thread_spawn_serializes_parent_thread_id")
+    assert as_json(rows) == golden("subagent_thread_started_thread_spawn_serializes_thread_lineage")
+
+
+def test_subagent_thread_started_does_not_take_the_parent_from_the_thread_spawn_source() -> None:
+    """At b39f943a6 the row's parent is the fact's ``parent_thread_id`` only."""
+    parent = "11111111-1111-1111-1111-111111111111"
+    _, rows = run([sample_subagent_input("thread-spawn", subagent_source=thread_spawn_source(parent), family=parent)])
+    assert as_json(rows)[0]["event_params"]["parent_thread_id"] is None
 
 
 def test_subagent_thread_started_memory_consolidation_serializes_expected_shape() -> None:
@@ -176,6 +190,8 @@ def test_compaction_event_serializes_expected_shape() -> None:
             error=None,
             active_context_tokens_before=120_000,
             active_context_tokens_after=18_000,
+            retained_image_count=None,
+            compaction_summary_tokens=None,
             started_at=100,
             completed_at=106,
             duration_ms=6543,
@@ -201,6 +217,7 @@ def test_subagent_thread_started_inherits_parent_connection_for_new_thread() -> 
                 "thread-review",
                 subagent_source=thread_spawn_source(parent),
                 family=parent,
+                parent_thread_id=parent,
                 client="parent-client",
                 created_at=130,
             ),
@@ -218,6 +235,7 @@ def _resumed_subagent_thread() -> list[Any]:
             method="thread/resume",
             request_id=2,
             source={"subAgent": thread_spawn_source("22222222-2222-2222-2222-222222222222")},
+            parent_thread_id="22222222-2222-2222-2222-222222222222",
             thread_source="subagent",
             created_at=1,
         ),

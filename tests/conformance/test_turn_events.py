@@ -25,6 +25,7 @@ from schemas.events import (
 from schemas.protocol import RuntimeMetadata
 from schemas.state import PartitionState
 from tests.support.builders import (
+    SAMPLE_TURN_PROFILE,
     as_json,
     drop_rows,
     envelope,
@@ -34,9 +35,11 @@ from tests.support.builders import (
     sample_error_response,
     sample_item_completed,
     sample_thread_response,
+    sample_turn_codex_error,
     sample_turn_completed,
     sample_turn_diff_updated,
     sample_turn_initialize,
+    sample_turn_profile,
     sample_turn_resolved_config,
     sample_turn_start_request,
     sample_turn_start_response,
@@ -97,10 +100,13 @@ def test_turn_event_serializes_expected_shape() -> None:
             sandbox_network_access=True,
             collaboration_mode="plan",
             personality="pragmatic",
+            workspace_kind=None,
             num_input_images=2,
             is_first_turn=True,
             status="completed",
             turn_error=None,
+            codex_error_kind=None,
+            codex_error_http_status_code=None,
             steer_count=0,
             total_tool_call_count=None,
             shell_command_count=None,
@@ -115,6 +121,7 @@ def test_turn_event_serializes_expected_shape() -> None:
             output_tokens=None,
             reasoning_output_tokens=None,
             total_tokens=None,
+            **SAMPLE_TURN_PROFILE,
             duration_ms=1234,
             started_at=455,
             completed_at=456,
@@ -133,6 +140,21 @@ def test_turn_lifecycle_emits_turn_event() -> None:
     state = drop_rows(turn_prerequisites())
     assert rows_after(state, sample_turn_completed()) == golden("turn_lifecycle_emits_turn_event")
     assert "turn-2" not in state.families["thread-2"].turns, "the turn state is deleted once emitted"
+
+
+def test_turn_event_waits_for_the_turn_profile() -> None:
+    """b39f943a6: a completed turn without a profile emits nothing; the profile then emits it."""
+    state = drop_rows(turn_prerequisites(include_profile=False))
+    assert rows_after(state, sample_turn_completed()) == []
+    rows = rows_after(state, sample_turn_profile())
+    assert rows == golden("turn_lifecycle_emits_turn_event")
+
+
+def test_turn_codex_error_is_reported_on_the_turn_event() -> None:
+    state = drop_rows([*turn_prerequisites(), sample_turn_codex_error("server_overloaded", 529)])
+    (row,) = rows_after(state, sample_turn_completed(status="failed"))
+    params = row["event_params"]
+    assert (params["codex_error_kind"], params["codex_error_http_status_code"]) == ("server_overloaded", 529)
 
 
 def test_turn_lifecycle_emits_failed_turn_event() -> None:
@@ -182,9 +204,7 @@ def test_item_completed_without_turn_state_does_not_create_turn_state() -> None:
 def test_turn_does_not_emit_without_required_prerequisites() -> None:
     without_initialize = turn_prerequisites(include_initialize=False, include_started=False, include_token_usage=False)
     _, rows = run([*without_initialize, sample_turn_completed()])
-    without_config = turn_prerequisites(
-        include_resolved_config=False, include_started=False, include_token_usage=False
-    )
+    without_config = turn_prerequisites(include_resolved_config=False, include_started=False, include_token_usage=False)
     state = drop_rows(without_config)
     expected = golden("turn_does_not_emit_without_required_prerequisites")
     assert as_json(rows) == expected
@@ -200,6 +220,7 @@ def test_turn_start_error_response_discards_pending_start_request() -> None:
             # A late response for the failed request must not resurrect it.
             sample_turn_start_response(),
             sample_turn_resolved_config(),
+            sample_turn_profile(),
             sample_turn_completed(),
         ]
     )

@@ -637,6 +637,37 @@ def sample_turn_token_usage(thread_id: str = "thread-2", turn_id: str = "turn-2"
     )
 
 
+SAMPLE_TURN_PROFILE = {
+    "before_first_sampling_ms": 100,
+    "sampling_ms": 700,
+    "between_sampling_overhead_ms": 50,
+    "tool_blocking_ms": 250,
+    "after_last_sampling_ms": 134,
+    "sampling_request_count": 2,
+    "sampling_retry_count": 1,
+}
+"""Rust's ``sample_turn_profile()``."""
+
+
+def sample_turn_profile(turn_id: str = "turn-2", *, family: str = "thread-2") -> FactEnvelope:
+    return envelope({"kind": "turn_profile", "turn_id": turn_id, "profile": SAMPLE_TURN_PROFILE}, thread_id=family)
+
+
+def sample_turn_codex_error(
+    kind: str, http_status_code: int | None = None, thread_id: str = "thread-2", turn_id: str = "turn-2"
+) -> FactEnvelope:
+    return envelope(
+        {
+            "kind": "turn_codex_error",
+            "turn_id": turn_id,
+            "thread_id": thread_id,
+            "error_kind": kind,
+            "http_status_code": http_status_code,
+        },
+        thread_id=thread_id,
+    )
+
+
 def sample_turn_completed(
     thread_id: str = "thread-2",
     turn_id: str = "turn-2",
@@ -690,6 +721,7 @@ def turn_prerequisites(
     include_resolved_config: bool = True,
     include_started: bool = True,
     include_token_usage: bool = True,
+    include_profile: bool = True,
 ) -> list[FactEnvelope]:
     """The Rust ``ingest_turn_prerequisites`` (its callers clear the thread row; see :func:`drop_rows`)."""
     facts: list[FactEnvelope] = []
@@ -702,6 +734,8 @@ def turn_prerequisites(
         facts.append(sample_turn_started("thread-2", "turn-2"))
     if include_token_usage:
         facts.append(sample_turn_token_usage())
+    if include_profile:
+        facts.append(sample_turn_profile())
     return facts
 
 
@@ -746,9 +780,7 @@ def sample_completed_tool_items(thread_id: str = "thread-2", turn_id: str = "tur
         {"type": "webSearch", "id": "web-1", "query": "codex", "action": None},
         {"type": "imageGeneration", "id": "image-1", "status": "completed", "revisedPrompt": None, "result": "ok"},
     ]
-    return [
-        sample_item_completed(item, thread_id=thread_id, turn_id=turn_id, completed_at_ms=1000) for item in items
-    ]
+    return [sample_item_completed(item, thread_id=thread_id, turn_id=turn_id, completed_at_ms=1000) for item in items]
 
 
 def drop_rows(facts: list[FactEnvelope]) -> PartitionState:
@@ -766,6 +798,7 @@ def sample_subagent_input(
     subagent_source: Any,
     family: str,
     parent_thread_id: str | None = None,
+    forked_from_thread_id: str | None = None,
     session_id: str = "session-root",
     client: str = "codex-tui",
     ephemeral: bool = False,
@@ -779,6 +812,7 @@ def sample_subagent_input(
             "session_id": session_id,
             "thread_id": thread_id,
             "parent_thread_id": parent_thread_id,
+            "forked_from_thread_id": forked_from_thread_id,
             "product_client_id": client,
             "client_name": client,
             "client_version": "1.0.0",
