@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from reducer.core import UNROUTED_PREFIX
 from services.demo.endpoint import RandomFailures, ResetConnection, Stall, Throttle, Unavailable
 from services.demo.generator import Workload
 from tests.system import faults, kafkaview
@@ -118,7 +119,7 @@ async def test_rows_the_endpoint_refuses_are_dead_lettered_after_at_most_one_ret
     run = await system_run(threads=300)
     endpoint = run.start_endpoint()
     facts = generate(Workload(seed=run.seed, threads=300, concurrency=32))
-    families = Counter(f.key for f in facts if f.key is not None and f.key.startswith("thr-"))
+    families = Counter(f.key for f in facts if f.key is not None and not f.key.startswith(UNROUTED_PREFIX))
     thread_a, thread_b, thread_c = (key for key, _ in families.most_common(3))
     refused = {thread_a: 400, thread_b: 422, thread_c: 413}
     for thread, status in refused.items():
