@@ -14,8 +14,10 @@ fact Kafka does not acknowledge is counted in ``failed`` and logged, and the dra
 A ``track_*`` fact the processor would refuse is refused here already, without blocking: its encoded
 envelope goes through the processor's own :func:`schemas.codec.decode_fact` (the bounds of
 :mod:`schemas.bounds`, the schema), and a fact that cannot even be encoded is refused as ``unencodable``.
-Every refusal is counted by reason in ``refused_by_reason`` (``too_large``, ``unencodable`` and the
-``FactDecodeError`` reasons: ``invalid``, ``too_deep``, ...), reported to the ``on_refused`` callback
+A ``track_*`` call whose arguments lack what it reads (a missing key, a wrong type) is refused as
+``malformed`` instead of raising into the app-server.
+Every refusal is counted by reason in ``refused_by_reason`` (``too_large``, ``unencodable``, ``malformed``
+and the ``FactDecodeError`` reasons: ``invalid``, ``too_deep``, ...), reported to the ``on_refused`` callback
 and logged (the first of each reason and every 1000th). ``publish_encoded`` does not decode: it
 publishes bytes as they are (the demo and the tests use it to inject poison on purpose).
 The client-side filters of codex are kept (only analytics-relevant requests, responses and
@@ -26,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec
 
 import msgspec
 import structlog
@@ -66,6 +69,25 @@ _BROADCAST: Final = object()
 RECORD_OVERHEAD: Final = 128
 """Bytes of a one-record batch besides its key and value (61-byte batch header, record varints), rounded up."""
 _encoder: Final = msgspec.json.Encoder()
+
+
+_P = ParamSpec("_P")
+
+
+def _refusing_malformed(
+    track: Callable[Concatenate[FactPublisher, _P], bool],
+) -> Callable[Concatenate[FactPublisher, _P], bool]:
+    """A ``track_*`` call whose arguments lack what it reads (a missing key, a wrong type) is refused and
+    counted as ``malformed``, like any fact the processor would refuse: it never raises into the app-server."""
+
+    @functools.wraps(track)
+    def guarded(self: FactPublisher, /, *args: _P.args, **kwargs: _P.kwargs) -> bool:
+        try:
+            return track(self, *args, **kwargs)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
+            return self._refuse("malformed", f"{track.__name__}: {type(error).__name__}: {error}", size=None)
+
+    return guarded
 
 
 class FactPublisher:
@@ -231,6 +253,7 @@ class FactPublisher:
 
     # --- codex client calls ----------------------------------------------------------------------
 
+    @_refusing_malformed
     def track_initialize(
         self,
         connection_id: int,
@@ -249,6 +272,7 @@ class FactPublisher:
         }
         return self.publish(fact, None, broadcast=True)
 
+    @_refusing_malformed
     def track_request(self, connection_id: int, request_id: RequestId, request: Mapping[str, Any]) -> bool:
         """``request`` is ``{"method", "id", "params"}``; only turn/start and turn/steer are published."""
         if request.get("method") not in RELEVANT_REQUESTS:
@@ -258,6 +282,7 @@ class FactPublisher:
         fact = {"kind": "client_request", "connection_id": connection_id, "request_id": request_id, "request": request}
         return self.publish(fact, self.router.root(thread))
 
+    @_refusing_malformed
     def track_response(self, connection_id: int, request_id: RequestId, response: Mapping[str, Any]) -> bool:
         """``response`` is ``{"method", "id", "response"}``; only thread start/resume/fork and turn start/steer."""
         method = response.get("method")
@@ -277,6 +302,7 @@ class FactPublisher:
         }
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_error_response(
         self, connection_id: int, request_id: RequestId, error: Mapping[str, Any], error_type: str | None
     ) -> bool:
@@ -290,6 +316,7 @@ class FactPublisher:
         }
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_server_request(self, connection_id: int, request: Mapping[str, Any]) -> bool:
         params = request.get("params") or {}
         thread = params.get("threadId")
@@ -299,6 +326,7 @@ class FactPublisher:
         fact = {"kind": "server_request", "connection_id": connection_id, "request": request}
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_server_response(self, completed_at_ms: int, response: Mapping[str, Any]) -> bool:
         root = self.router.answer_server_request(
             response["id"], settles=settles_review("server_response", response.get("method"))
@@ -306,6 +334,7 @@ class FactPublisher:
         fact = {"kind": "server_response", "completed_at_ms": completed_at_ms, "response": response}
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_effective_permissions_approval_response(
         self, completed_at_ms: int, request_id: RequestId, response: Mapping[str, Any]
     ) -> bool:
@@ -320,17 +349,20 @@ class FactPublisher:
         }
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_server_request_aborted(self, completed_at_ms: int, request_id: RequestId) -> bool:
         root = self.router.answer_server_request(request_id, settles=settles_review("server_request_aborted"))
         fact = {"kind": "server_request_aborted", "completed_at_ms": completed_at_ms, "request_id": request_id}
         return self.publish(fact, root)
 
+    @_refusing_malformed
     def track_notification(self, notification: Mapping[str, Any]) -> bool:
         if notification.get("method") not in RELEVANT_NOTIFICATIONS:
             return False
         thread = notification["params"]["threadId"]
         return self.publish({"kind": "notification", "notification": notification}, self.router.root(str(thread)))
 
+    @_refusing_malformed
     def track_subagent_thread_started(self, fact: Mapping[str, Any]) -> bool:
         """``fact``: the ``subagent_thread_started`` payload (``thread_id``, ``parent_thread_id``, ...)."""
         thread = str(fact["thread_id"])
@@ -338,6 +370,7 @@ class FactPublisher:
         self.router.set_parent(thread, parent)
         return self.publish({"kind": "subagent_thread_started", **fact}, self.router.root(thread))
 
+    @_refusing_malformed
     def track_custom(self, kind: str, fact: Mapping[str, Any], thread_id: str | None) -> bool:
         """Any other custom fact (compaction, guardian review, turn config, token usage, hooks, plugins...)."""
         if kind == "app_used" and not self._first_use(self._app_used, fact, "connector_id"):

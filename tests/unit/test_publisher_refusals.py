@@ -162,3 +162,25 @@ async def test_refusals_feed_the_publisher_metrics_by_reason() -> None:
     exposition = generate_latest(registry).decode()
     assert 'review_analytics_publisher_facts_refused_total{reason="invalid"} 2.0' in exposition
     assert 'review_analytics_publisher_facts_refused_total{reason="too_deep"} 1.0' in exposition
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        ("track_request", (7, 1, {"method": "turn/start", "id": 1})),  # no params
+        ("track_response", (7, 1, {"method": "thread/start", "response": {}})),  # no thread
+        ("track_notification", ({"method": "turn/started", "params": None},)),
+        ("track_server_response", (1, {"method": "item/commandExecution/requestApproval"})),  # no id
+        ("track_subagent_thread_started", ({"parent_thread_id": "p"},)),  # no thread_id
+        ("track_server_request", (7, ["not", "a", "mapping"])),
+    ],
+)
+async def test_a_track_call_missing_what_it_reads_is_refused_as_malformed_and_never_raises(
+    refusals: tuple[FactPublisher, list[str]], call: str, args: tuple[Any, ...]
+) -> None:
+    publisher, reasons = refusals
+
+    assert getattr(publisher, call)(*args) is False
+
+    assert reasons == ["malformed"]
+    assert publisher.refused_by_reason["malformed"] == 1
