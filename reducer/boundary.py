@@ -95,6 +95,8 @@ RECORD_OVERHEAD: Final = 64
 """Bytes a produced row record carries besides its key and value (its two headers, as the processor sets them)."""
 
 _encode_row: Final = row_encoder()
+_new_row: Final = tuple.__new__
+"""Builds a :class:`RowOut` from a tuple in C, without the Python-level ``__new__`` a NamedTuple call runs."""
 
 
 class RowOut(NamedTuple):
@@ -244,6 +246,7 @@ class PartitionReducer:
         failed = batch.failed
         rows = batch.result.rows
         encode_row = _encode_row
+        new_row = _new_row
         for position, raw in enumerate(facts):
             try:
                 if raw is None:
@@ -278,13 +281,12 @@ class PartitionReducer:
                 emitted = reduce(state, envelope)[1]
                 if emitted:
                     room = row_room - 4 * len(key)  # 4 bytes per character bound the key's UTF-8
-                    encoded = [encode_row(row) for row in emitted]
                     for nth, row in enumerate(emitted):
-                        value = encoded[nth]
+                        value = encode_row(row)
                         if len(value) > room:
                             _check_row(row, value, key, limit)  # the exact rule, raises when too large
-                        rows.append(RowOut(position, nth, key, value, type(row)))
-            except Exception:  # any failure of this fact: the family is redone carefully
+                        rows.append(new_row(RowOut, (position, nth, key, value, type(row))))
+            except Exception:  # any failure of this fact: the family is redone carefully (its rows too)
                 failed[key] = position
                 continue
             observed.append(envelope.observed_at_ms)
