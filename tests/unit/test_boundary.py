@@ -59,6 +59,16 @@ def _answer_to_42(facts: Sequence[FactEnvelope]) -> int:
     )
 
 
+def _threads(prefix: str, count: int, first_ms: int, *, step_ms: int = 1, width: int = 0) -> list[FactEnvelope]:
+    """``count`` thread-start responses, one family each (``<prefix><index>``), observed from ``first_ms`` on."""
+    facts = []
+    for index in range(count):
+        response = sample_thread_response(f"{prefix}{index:0{width}}", request_id=index)
+        response.observed_at_ms = first_ms + index * step_ms
+        facts.append(response)
+    return facts
+
+
 def _state_of(reducer: PartitionReducer) -> dict[str, bytes]:
     return snapshot(reducer.state)
 
@@ -210,22 +220,14 @@ def test_a_fact_years_ahead_moves_neither_the_watermark_nor_expiry() -> None:
 
 
 def test_a_run_of_facts_all_far_ahead_moves_the_watermark_to_their_earliest() -> None:
-    facts = []
-    for index in range(5):
-        fact = sample_thread_response(f"thread-{index}", request_id=index)
-        fact.observed_at_ms = 10**12 + index
-        facts.append(fact)
+    facts = _threads("thread-", 5, 10**12)
     for batch in (1, 2, None):
         reducer_, _ = _run(_raw(facts), batch=batch, clock_jump_facts=3)
         assert reducer_.state.watermark_ms == 10**12 + 4, "jumped to 10**12 after three, then moved normally"
 
 
 def test_over_the_byte_budget_the_longest_idle_families_are_evicted_and_counted() -> None:
-    facts = [sample_initialize()]
-    for index in range(50):
-        response = sample_thread_response(f"thread-{index:02}", request_id=index)
-        response.observed_at_ms = 1_000 + index
-        facts.append(response)
+    facts = [sample_initialize(), *_threads("thread-", 50, 1_000, width=2)]
     reducer_, _ = _run(_raw(facts))
     budget = reducer_.state_bytes // 2
 
@@ -260,11 +262,7 @@ def test_restored_from_its_changelog_a_reducer_goes_on_exactly_as_one_that_never
 
 
 def test_a_flood_of_short_lived_families_keeps_the_idle_index_as_small_as_the_state() -> None:
-    facts = [sample_initialize()]
-    for index in range(3_000):
-        response = sample_thread_response(f"thread-{index}", request_id=index)
-        response.observed_at_ms = 1_000 + index
-        facts.append(response)
+    facts = [sample_initialize(), *_threads("thread-", 3_000, 1_000)]
     partition = PartitionReducer(idle_ttl_ms=TTL, limits=Limits(state_budget_bytes=20_000))
 
     for start in range(0, len(facts), 100):
@@ -277,15 +275,11 @@ def test_a_flood_of_short_lived_families_keeps_the_idle_index_as_small_as_the_st
 
 def test_families_expired_in_a_batch_do_not_count_against_the_state_budget() -> None:
     """F9: 3,000 idle families expire in the same batch as 50 live ones arrive; the budget holds all the live."""
-    facts = [sample_initialize()]
-    for index in range(3_000):
-        flood = sample_thread_response(f"flood-{index}", request_id=index)
-        flood.observed_at_ms = 1_000
-        facts.append(flood)
-    for index in range(50):
-        live = sample_thread_response(f"live-{index}", request_id=10_000 + index)
-        live.observed_at_ms = 1_000 + 2 * TTL
-        facts.append(live)
+    facts = [
+        sample_initialize(),
+        *_threads("flood-", 3_000, 1_000, step_ms=0),
+        *_threads("live-", 50, 1_000 + 2 * TTL, step_ms=0),
+    ]
     live_bytes = sum(len(value) for value in _run(_raw([facts[0], *facts[-50:]]))[0].values.values())
 
     partition, _ = _run(_raw(facts), state_budget_bytes=live_bytes * 2, clock_jump_facts=10)
