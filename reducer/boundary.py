@@ -58,9 +58,9 @@ class too, so they agree with the processor by construction.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from reducer.clock import advance
 from reducer.context import bump, connection_key
@@ -149,8 +149,8 @@ class _RowUnencodable(ValueError):
     reason = "row_unencodable"
 
 
-class _ReducerError(ValueError):
-    reason = "reducer_error"
+REDUCER_ERROR: Final = "reducer_error"
+"""The refusal reason of a fact the reducer itself raised on."""
 
 
 ConnectionChange = tuple[int, str, ConnectionState | None, ConnectionState | None]
@@ -534,9 +534,9 @@ def _check_row(row: Row, value: bytes, family: str, limit: int) -> None:
         raise _RowTooLarge(f"{type(row).__name__} of {len(value)} bytes; a record allows {room} for it")
 
 
-def _encode_state(encode: object, value: FamilyState | ConnectionState) -> bytes:
+def _encode_state(encode: Callable[[Any], bytes], value: FamilyState | ConnectionState) -> bytes:
     try:
-        return encode(value)  # type: ignore[operator,no-any-return]
+        return encode(value)
     except Exception as error:
         raise _StateUnencodable(f"{type(error).__name__}: {error}") from error
 
@@ -552,7 +552,7 @@ _OWN_ERRORS: Final = (_StateTooLarge, _StateUnencodable, _RowTooLarge, _RowUnenc
 
 def _reason(error: BaseException) -> str:
     """The refusal reason of an exception raised inside the boundary."""
-    return error.reason if isinstance(error, _OWN_ERRORS) else _ReducerError.reason
+    return error.reason if isinstance(error, _OWN_ERRORS) else REDUCER_ERROR
 
 
 def _wind_back(connections: dict[str, ConnectionState], journal: list[ConnectionChange]) -> None:

@@ -12,11 +12,9 @@ neither of which reads a clock:
    the oldest inserted (an overwrite keeps the original position). Each evicted entry is counted in
    ``state.drops`` as ``cap_evicted:<map>``.
 
-How the processor uses them after reducing a batch (``dirty`` = families the batch touched)::
-
-    trimmed = enforce_caps(state, dirty)      # subset of dirty; already rewritten below
-    evicted = expire(state, idle_ttl_ms)      # tombstones
-    records = changelog_records(state, dirty | set(evicted), dirty_connections)
+The containment boundary (:meth:`reducer.boundary.PartitionReducer.run`) applies them after each batch:
+caps on the families the batch touched, then idle expiry through :class:`IdleIndex`, then the byte
+budget, and writes the changed and evicted families to the changelog.
 
 A cap can only be exceeded by a fact landing in that family, so enforcing caps on the dirty families
 before the changelog write keeps memory and changelog identical.
