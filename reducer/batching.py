@@ -15,45 +15,28 @@ Rules, applied while walking the rows once, in order:
    dead-letters it).
 
 Order is preserved: concatenating the batches gives back the input. The byte cap counts the exact body
-the sender sends, :func:`request_body`: ``{"events":[`` + rows joined by ``,`` + ``]}``.
+the sender sends, :func:`schemas.http.request_body`: ``{"events":[`` + rows joined by ``,`` + ``]}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from schemas.events import ISOLATED_EVENT_TYPES
+from schemas.http import BODY_OVERHEAD, SEPARATOR
 
 __all__ = [
-    "BODY_OVERHEAD",
     "is_isolated_event_type",
-    "request_body",
     "split_batches",
 ]
 
 T = TypeVar("T")
 
-_BODY_PREFIX: Final = b'{"events":['
-_BODY_SUFFIX: Final = b"]}"
-_SEPARATOR: Final = b","
-
-BODY_OVERHEAD: Final = len(_BODY_PREFIX) + len(_BODY_SUFFIX)
-"""Bytes a request body adds around its rows, not counting the commas between them."""
-
 
 def is_isolated_event_type(event_type: str) -> bool:
     """True for event types codex sends alone (``should_send_in_isolated_request``)."""
     return event_type in ISOLATED_EVENT_TYPES
-
-
-def request_body(rows: Sequence[bytes]) -> bytes:
-    """The request body for ``rows``, each already the exact JSON of one row: rows are never re-encoded.
-
-    >>> request_body([b'{"event_type":"a"}', b'{"event_type":"b"}'])
-    b'{"events":[{"event_type":"a"},{"event_type":"b"}]}'
-    """
-    return _BODY_PREFIX + _SEPARATOR.join(rows) + _BODY_SUFFIX
 
 
 def split_batches(
@@ -102,7 +85,7 @@ def split_batches(
 
         added_bytes = 0
         if max_bytes is not None and size_of is not None:
-            added_bytes = size_of(row) + (len(_SEPARATOR) if current else 0)
+            added_bytes = size_of(row) + (len(SEPARATOR) if current else 0)
         full = current and (
             (max_rows is not None and len(current) >= max_rows)
             or (max_bytes is not None and current_bytes + added_bytes > max_bytes)

@@ -58,7 +58,7 @@ class too, so they agree with the processor by construction.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -127,6 +127,10 @@ class BatchResult:
     """Refused facts in position order."""
     changelog: list[tuple[str, bytes | None]] = field(default_factory=list)
     """Changed state as changelog records (``None``: tombstone); the clock record last."""
+    families: list[str] = field(default_factory=list)
+    """Keys of the families the batch changed, created or evicted (each has a record in :attr:`changelog`)."""
+    connections: list[str] = field(default_factory=list)
+    """Keys of the connections the batch changed or evicted (each has a record in :attr:`changelog`)."""
     reduced: int = 0
     """Facts reduced (the batch's facts less the refused ones)."""
     ahead: int = 0
@@ -219,6 +223,23 @@ class PartitionReducer:
         state, values = restore_values(records)
         families = {key[len(FAMILY_PREFIX) :]: value for key, value in values.items() if key.startswith(FAMILY_PREFIX)}
         return cls(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=families)
+
+    # --- a stream of facts ----------------------------------------------------------------------------
+
+    def run_all(self, facts: Iterable[bytes | memoryview | None], *, batch: int = 1000) -> Iterator[BatchResult]:
+        """:meth:`run` over ``facts`` in batches of ``batch``: the loop of every tool that reduces a stream.
+
+        A result's positions count from the start of its own batch (``batch * n`` for the n-th result)."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        pending: list[bytes | memoryview | None] = []
+        for fact in facts:
+            pending.append(fact)
+            if len(pending) >= batch:
+                yield self.run(pending)
+                pending = []
+        if pending:
+            yield self.run(pending)
 
     # --- one batch ------------------------------------------------------------------------------------
 
@@ -441,9 +462,12 @@ class PartitionReducer:
             self.idle_index.forget(over_budget)
             evicted.extend(over_budget)
         records = result.changelog = changed
-        for key in sorted(set(evicted)):
+        gone = sorted(set(evicted))
+        for key in gone:
             records.append((FAMILY_PREFIX + key, None))
-        for key in sorted(batch.connections):
+        result.families = sorted({*dirty, *gone})
+        result.connections = sorted(batch.connections)
+        for key in result.connections:
             connection = state.connections.get(key)
             records.append((CONNECTION_PREFIX + key, None if connection is None else encode_connection(connection)))
         records.append((WATERMARK_KEY, encode_clock(state)))

@@ -6,6 +6,7 @@ import sys
 from typing import NamedTuple
 
 from schemas.events import AppServerClient
+from schemas.keys import request_id_key
 from schemas.protocol import RequestId, RuntimeMetadata
 from schemas.state import KEY_SEP, FamilyState, PartitionState, ThreadMetadata
 
@@ -42,14 +43,12 @@ def connection_key(producer: str, connection_id: int) -> str:
 
 
 def request_key(producer: str, request_id: RequestId) -> str:
-    """Key of a server request: ids are namespaced by producer and typed (``41`` != ``"41"``)."""
-    if isinstance(request_id, int):
-        return f"{producer}{KEY_SEP}i{request_id}"
-    return f"{producer}{KEY_SEP}s{request_id}"
+    """Key of a server request: ids are namespaced by producer and typed (:func:`~schemas.keys.request_id_key`)."""
+    return f"{producer}{KEY_SEP}{request_id_key(request_id)}"
 
 
 def client_request_key(producer: str, connection_id: int, request_id: RequestId) -> str:
-    return f"{connection_key(producer, connection_id)}{KEY_SEP}{request_key('', request_id)}"
+    return f"{connection_key(producer, connection_id)}{KEY_SEP}{KEY_SEP}{request_id_key(request_id)}"
 
 
 def item_key(thread_id: str, turn_id: str, item_id: str) -> str:

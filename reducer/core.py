@@ -15,7 +15,7 @@ the partition's connection table, so families are independent of each other.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from reducer import custom, items, reviews, threads, turns
 from reducer.context import shared
@@ -45,6 +45,7 @@ from schemas.facts import (
     TurnResolvedConfig,
     TurnTokenUsage,
 )
+from schemas.keys import unrouted_key
 from schemas.protocol import (
     GuardianReviewCompleted,
     ItemCompleted,
@@ -62,16 +63,14 @@ from schemas.protocol import (
 )
 from schemas.state import FamilyState, PartitionState
 
-UNROUTED_PREFIX = "~unrouted/"
-"""Family key of facts that arrive without a thread id (answers the producer could not route)."""
-
 
 def initial_state() -> PartitionState:
     return PartitionState()
 
 
 def family_key(envelope: FactEnvelope) -> str:
-    return envelope.thread_id if envelope.thread_id is not None else UNROUTED_PREFIX + envelope.producer
+    """The fact's family: its root thread id, or its producer's :func:`~schemas.keys.unrouted_key` without one."""
+    return envelope.thread_id if envelope.thread_id is not None else unrouted_key(envelope.producer)
 
 
 def _family(state: PartitionState, envelope: FactEnvelope) -> FamilyState:
@@ -94,7 +93,14 @@ def _now_s(envelope: FactEnvelope) -> int:
     return envelope.observed_at_ms // 1000
 
 
-Handler = Callable[[PartitionState, FactEnvelope, Any, list[Row]], None]
+F = TypeVar("F")
+Handler = Callable[[PartitionState, FactEnvelope, F, list[Row]], None]
+"""The handler of one fact (or notification) type ``F``: mutates the state, appends the rows it completes."""
+
+
+def _entry(kind: type[F], handler: Handler[F]) -> tuple[type, Handler[Any]]:
+    """One entry of a dispatch table: mypy checks that ``handler`` takes a ``kind`` (the table then can't)."""
+    return kind, handler
 
 
 def reduce(state: PartitionState, envelope: FactEnvelope) -> tuple[PartitionState, list[Row]]:
@@ -204,10 +210,10 @@ def _on_turn_codex_error(
     turns.on_turn_codex_error(_family(state, envelope), fact)
 
 
-def _stateless(emit: Callable[[Any, list[Row]], None]) -> Handler:
+def _stateless(emit: Callable[[F, list[Row]], None]) -> Handler[F]:
     """Handler of a custom fact that reads no state (skill, app, hook, plugin rows)."""
 
-    def handle(state: PartitionState, envelope: FactEnvelope, fact: Any, rows: list[Row]) -> None:
+    def handle(state: PartitionState, envelope: FactEnvelope, fact: F, rows: list[Row]) -> None:
         emit(fact, rows)
 
     return handle
@@ -220,63 +226,77 @@ def _on_notification(state: PartitionState, envelope: FactEnvelope, fact: Notifi
         handler(state, envelope, notification, rows)
 
 
-def _on_item_started(state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]) -> None:
+def _on_item_started(
+    state: PartitionState, envelope: FactEnvelope, notification: ItemStarted, rows: list[Row]
+) -> None:
     items.on_item_started(_family(state, envelope), notification.params)
 
 
-def _on_item_completed(state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]) -> None:
+def _on_item_completed(
+    state: PartitionState, envelope: FactEnvelope, notification: ItemCompleted, rows: list[Row]
+) -> None:
     items.on_item_completed(state, _existing_family(state, envelope), notification.params, rows)
 
 
 def _on_guardian_review_completed(
-    state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]
+    state: PartitionState, envelope: FactEnvelope, notification: GuardianReviewCompleted, rows: list[Row]
 ) -> None:
     reviews.on_guardian_review_completed(state, _family(state, envelope), notification.params, rows)
 
 
-def _on_turn_started(state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]) -> None:
+def _on_turn_started(
+    state: PartitionState, envelope: FactEnvelope, notification: TurnStarted, rows: list[Row]
+) -> None:
     turns.on_turn_started(_family(state, envelope), notification.params)
 
 
-def _on_turn_completed(state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]) -> None:
+def _on_turn_completed(
+    state: PartitionState, envelope: FactEnvelope, notification: TurnCompleted, rows: list[Row]
+) -> None:
     turns.on_turn_completed(state, _family(state, envelope), notification.params, _now_s(envelope), rows)
 
 
-def _on_turn_diff_updated(state: PartitionState, envelope: FactEnvelope, notification: Any, rows: list[Row]) -> None:
+def _on_turn_diff_updated(
+    state: PartitionState, envelope: FactEnvelope, notification: TurnDiffUpdated, rows: list[Row]
+) -> None:
     turns.on_turn_diff_updated(_family(state, envelope), notification.params)
 
 
-_HANDLERS: dict[type, Handler] = {
-    Initialize: _on_initialize,
-    ServerRequestFact: _on_server_request,
-    ServerResponseFact: _on_server_response,
-    EffectivePermissionsApprovalResponseFact: _on_effective_permissions,
-    ServerRequestAbortedFact: _on_server_request_aborted,
-    ClientResponseFact: _on_client_response,
-    ClientRequestFact: _on_client_request,
-    ErrorResponseFact: _on_error_response,
-    NotificationFact: _on_notification,
-    SubAgentThreadStarted: _on_subagent_thread_started,
-    Compaction: _on_compaction,
-    GuardianReviewFact: _on_guardian_review,
-    TurnResolvedConfig: _on_turn_resolved_config,
-    TurnTokenUsage: _on_turn_token_usage,
-    TurnProfileFact: _on_turn_profile,
-    TurnCodexErrorFact: _on_turn_codex_error,
-    SkillInvoked: _stateless(custom.on_skill_invoked),
-    AppMentioned: _stateless(custom.on_app_mentioned),
-    AppUsed: _stateless(custom.on_app_used),
-    HookRun: _stateless(custom.on_hook_run),
-    PluginUsed: _stateless(custom.on_plugin_used),
-    PluginStateChanged: _stateless(custom.on_plugin_state_changed),
-}
+_HANDLERS: dict[type, Handler[Any]] = dict(
+    (
+        _entry(Initialize, _on_initialize),
+        _entry(ServerRequestFact, _on_server_request),
+        _entry(ServerResponseFact, _on_server_response),
+        _entry(EffectivePermissionsApprovalResponseFact, _on_effective_permissions),
+        _entry(ServerRequestAbortedFact, _on_server_request_aborted),
+        _entry(ClientResponseFact, _on_client_response),
+        _entry(ClientRequestFact, _on_client_request),
+        _entry(ErrorResponseFact, _on_error_response),
+        _entry(NotificationFact, _on_notification),
+        _entry(SubAgentThreadStarted, _on_subagent_thread_started),
+        _entry(Compaction, _on_compaction),
+        _entry(GuardianReviewFact, _on_guardian_review),
+        _entry(TurnResolvedConfig, _on_turn_resolved_config),
+        _entry(TurnTokenUsage, _on_turn_token_usage),
+        _entry(TurnProfileFact, _on_turn_profile),
+        _entry(TurnCodexErrorFact, _on_turn_codex_error),
+        _entry(SkillInvoked, _stateless(custom.on_skill_invoked)),
+        _entry(AppMentioned, _stateless(custom.on_app_mentioned)),
+        _entry(AppUsed, _stateless(custom.on_app_used)),
+        _entry(HookRun, _stateless(custom.on_hook_run)),
+        _entry(PluginUsed, _stateless(custom.on_plugin_used)),
+        _entry(PluginStateChanged, _stateless(custom.on_plugin_state_changed)),
+    )
+)
 """Exactly one handler per member of ``schemas.facts.FactKind`` (checked by a unit test)."""
 
-_NOTIFICATION_HANDLERS: dict[type, Handler] = {
-    ItemStarted: _on_item_started,
-    ItemCompleted: _on_item_completed,
-    GuardianReviewCompleted: _on_guardian_review_completed,
-    TurnStarted: _on_turn_started,
-    TurnCompleted: _on_turn_completed,
-    TurnDiffUpdated: _on_turn_diff_updated,
-}
+_NOTIFICATION_HANDLERS: dict[type, Handler[Any]] = dict(
+    (
+        _entry(ItemStarted, _on_item_started),
+        _entry(ItemCompleted, _on_item_completed),
+        _entry(GuardianReviewCompleted, _on_guardian_review_completed),
+        _entry(TurnStarted, _on_turn_started),
+        _entry(TurnCompleted, _on_turn_completed),
+        _entry(TurnDiffUpdated, _on_turn_diff_updated),
+    )
+)

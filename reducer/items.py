@@ -6,6 +6,8 @@ denormalised from the reviews :mod:`reducer.reviews` recorded on the same (threa
 
 from __future__ import annotations
 
+from typing import Any
+
 from reducer.context import ThreadContext, bump, item_key, non_negative, rust_trim, thread_context
 from schemas.events import (
     CollabAgentToolCallEvent,
@@ -194,7 +196,9 @@ def _base(
     started_at_ms: int,
     execution_duration_ms: int | None,
     terminal: Terminal,
-) -> dict[str, object]:
+) -> dict[str, Any]:
+    """The :class:`~schemas.events.ToolItemEventBase` fields every tool-item row shares (the struct checks the
+    names when the row is built)."""
     duration = params.completed_at_ms - started_at_ms
     return {
         "thread_id": params.thread_id,
@@ -237,7 +241,7 @@ def build_tool_item_row(
             kinds = [action.type for action in item.command_actions]
             return CommandExecutionEvent(
                 event_params=CommandExecutionEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params,
                         context,
                         summary,
@@ -264,7 +268,7 @@ def build_tool_item_row(
             moves = sum(1 for kind in updates if kind.move_path is not None)
             return FileChangeEvent(
                 event_params=FileChangeEventParams(
-                    **_base(params, context, summary, "apply_patch", started_at_ms, None, terminal),  # type: ignore[arg-type]
+                    **_base(params, context, summary, "apply_patch", started_at_ms, None, terminal),
                     file_change_count=len(changes),
                     file_add_count=sum(1 for kind in changes if kind.type == "add"),
                     file_update_count=len(updates) - moves,
@@ -278,7 +282,7 @@ def build_tool_item_row(
                 return None
             return McpToolCallEvent(
                 event_params=McpToolCallEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params, context, summary, item.tool, started_at_ms, non_negative(item.duration_ms), terminal
                     ),
                     mcp_server_name=item.server,
@@ -293,7 +297,7 @@ def build_tool_item_row(
             contents = item.content_items
             return DynamicToolCallEvent(
                 event_params=DynamicToolCallEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params, context, summary, item.tool, started_at_ms, non_negative(item.duration_ms), terminal
                     ),
                     dynamic_tool_name=item.tool,
@@ -314,7 +318,7 @@ def build_tool_item_row(
             states = [agent.status for agent in item.agents_states.values()]
             return CollabAgentToolCallEvent(
                 event_params=CollabAgentToolCallEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params, context, summary, _COLLAB_TOOL_NAMES[item.tool], started_at_ms, None, terminal
                     ),
                     sender_thread_id=item.sender_thread_id,
@@ -331,7 +335,7 @@ def build_tool_item_row(
             action = item.action
             return WebSearchEvent(
                 event_params=WebSearchEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params, context, summary, "web_search", started_at_ms, None, ("completed", None)
                     ),
                     web_search_action=None if action is None else _WEB_SEARCH_ACTIONS.get(action.type, "other"),
@@ -342,7 +346,7 @@ def build_tool_item_row(
         case ImageGenerationItem():
             return ImageGenerationEvent(
                 event_params=ImageGenerationEventParams(
-                    **_base(  # type: ignore[arg-type]
+                    **_base(
                         params,
                         context,
                         summary,

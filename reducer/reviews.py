@@ -18,6 +18,8 @@ from schemas.events import (
     ReviewEventParams,
     ReviewResolution,
     ReviewStatus,
+    ReviewSubjectKind,
+    ReviewTrigger,
     Row,
 )
 from schemas.facts import (
@@ -77,6 +79,7 @@ def _command_review(request_id: RequestId, p: CommandExecutionApprovalParams) ->
         or (additional is not None and additional.network is not None and additional.network.enabled is True)
     )
     requested_additional_permissions = additional is not None
+    trigger: ReviewTrigger
     if p.approval_id is not None:
         trigger = "execve_intercept"
     elif requested_network_access:
@@ -85,38 +88,19 @@ def _command_review(request_id: RequestId, p: CommandExecutionApprovalParams) ->
         trigger = "sandbox_denial"
     else:
         trigger = "initial"
-    subject = "network_access" if is_network else "command_execution"
-    return PendingReview(
-        thread_id=p.thread_id,
-        turn_id=p.turn_id,
-        item_id=p.item_id,
-        review_id=user_review_id(request_id),
-        subject_kind=subject,
-        subject_name=subject,
-        trigger=trigger,
-        started_at_ms=p.started_at_ms,
-        requested_additional_permissions=requested_additional_permissions,
-        requested_network_access=requested_network_access,
+    subject: ReviewSubjectKind = "network_access" if is_network else "command_execution"
+    return _user_review(
+        request_id, p, (subject, subject, trigger, requested_additional_permissions, requested_network_access)
     )
 
 
 def _file_change_review(request_id: RequestId, p: FileChangeApprovalParams) -> PendingReview:
     grant = p.grant_root is not None
-    return PendingReview(
-        thread_id=p.thread_id,
-        turn_id=p.turn_id,
-        item_id=p.item_id,
-        review_id=user_review_id(request_id),
-        subject_kind="file_change",
-        subject_name="apply_patch",
-        trigger="sandbox_denial" if grant else "initial",
-        started_at_ms=p.started_at_ms,
-        requested_additional_permissions=grant,
-        requested_network_access=False,
-    )
+    trigger: ReviewTrigger = "sandbox_denial" if grant else "initial"
+    return _user_review(request_id, p, ("file_change", "apply_patch", trigger, grant, False))
 
 
-def _permission_flags(permissions: PermissionProfile) -> tuple[str, bool, bool]:
+def _permission_flags(permissions: PermissionProfile) -> tuple[ReviewTrigger, bool, bool]:
     """(trigger, requested_additional_permissions, requested_network_access) of a permissions request."""
     network = permissions.network is not None and permissions.network.enabled is True
     additional = network or permissions.file_system is not None
@@ -129,13 +113,27 @@ def _permission_flags(permissions: PermissionProfile) -> tuple[str, bool, bool]:
 
 def _permissions_review(request_id: RequestId, p: PermissionsApprovalParams) -> PendingReview:
     trigger, additional, network = _permission_flags(p.permissions)
+    return _user_review(request_id, p, ("permissions", "permissions", trigger, additional, network))
+
+
+Subject = tuple[ReviewSubjectKind, str, ReviewTrigger, bool, bool]
+"""(subject_kind, subject_name, trigger, requested_additional_permissions, requested_network_access)."""
+
+
+def _user_review(
+    request_id: RequestId,
+    p: CommandExecutionApprovalParams | FileChangeApprovalParams | PermissionsApprovalParams,
+    subject: Subject,
+) -> PendingReview:
+    """The pending user review of an approval request about ``subject``."""
+    kind, name, trigger, additional, network = subject
     return PendingReview(
         thread_id=p.thread_id,
         turn_id=p.turn_id,
         item_id=p.item_id,
         review_id=user_review_id(request_id),
-        subject_kind="permissions",
-        subject_name="permissions",
+        subject_kind=kind,
+        subject_name=name,
         trigger=trigger,
         started_at_ms=p.started_at_ms,
         requested_additional_permissions=additional,
@@ -267,8 +265,8 @@ def guardian_verdict(status: GuardianReviewStatus) -> Verdict | None:
             return "aborted", "none"
 
 
-def _guardian_subject(action: GuardianApprovalReviewAction) -> tuple[str, str, str, bool, bool]:
-    """(subject_kind, subject_name, trigger, requested_additional_permissions, requested_network_access)."""
+def _guardian_subject(action: GuardianApprovalReviewAction) -> Subject:
+    """The :data:`Subject` a guardian assessment is about."""
     match action:
         case GuardianCommandAction():
             return "command_execution", "command_execution", "initial", False, False
@@ -371,10 +369,10 @@ def emit_review(
                 thread_source=context.metadata.thread_source,
                 subagent_source=context.metadata.subagent_source,
                 parent_thread_id=context.metadata.parent_thread_id,
-                subject_kind=review.subject_kind,  # type: ignore[arg-type]
+                subject_kind=review.subject_kind,
                 subject_name=review.subject_name,
                 reviewer=reviewer,
-                trigger=review.trigger,  # type: ignore[arg-type]
+                trigger=review.trigger,
                 status=status,
                 resolution=resolution,
                 started_at_ms=review.started_at_ms,

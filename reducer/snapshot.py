@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-import msgspec
-
-from schemas.codec import decode_connection, decode_family, encode_connection, encode_family
+from schemas.codec import decode_clock, decode_connection, decode_family, encode_connection, encode_family
+from schemas.codec import encode_clock as encode_clock_value
 from schemas.state import PartitionState
 
 __all__ = [
@@ -32,6 +31,7 @@ __all__ = [
     "WATERMARK_KEY",
     "changelog_records",
     "encode_clock",
+    "keep_latest",
     "restore",
     "restore_values",
     "snapshot",
@@ -43,20 +43,18 @@ WATERMARK_KEY: Final = "w:"
 
 ChangelogRecord = tuple[str, bytes | None]
 
-_watermark_encoder: Final = msgspec.msgpack.Encoder()
-_watermark_decoder: Final = msgspec.msgpack.Decoder(int | list[int])
 
 
 def encode_clock(state: PartitionState) -> bytes:
     """The ``w:`` value: the watermark as an int, or ``[watermark, ahead_run, ahead_min_ms]`` while a run of
     facts too far ahead is open (``reducer.clock``). Changelogs written before the run existed hold the int."""
     if state.ahead_run:
-        return _watermark_encoder.encode([state.watermark_ms, state.ahead_run, state.ahead_min_ms])
-    return _watermark_encoder.encode(state.watermark_ms)
+        return encode_clock_value([state.watermark_ms, state.ahead_run, state.ahead_min_ms])
+    return encode_clock_value(state.watermark_ms)
 
 
 def _decode_clock(state: PartitionState, value: bytes | None) -> None:
-    decoded = 0 if value is None else _watermark_decoder.decode(value)
+    decoded = 0 if value is None else decode_clock(value)
     if isinstance(decoded, int):
         state.watermark_ms, state.ahead_run, state.ahead_min_ms = decoded, 0, 0
     elif len(decoded) == 3:
@@ -102,6 +100,20 @@ def restore(records: Iterable[tuple[str, bytes | None]]) -> PartitionState:
     return restore_values(records)[0]
 
 
+def keep_latest(latest: dict[str, bytes | None], key: str, value: bytes | None) -> None:
+    """Fold one changelog record into ``latest`` as compaction would: the last value of a key wins.
+
+    A reader folds records as they arrive, so what it holds is bounded by the keys, not by the length of
+    the log (a changelog's active segment is never compacted). Folding an already folded mapping again
+    changes nothing, so :func:`restore_values` accepts either. ``ValueError`` on a key with an unknown prefix.
+    """
+    if not key.startswith((FAMILY_PREFIX, CONNECTION_PREFIX)) and key != WATERMARK_KEY:
+        raise ValueError(f"changelog record key {key!r} has no known prefix ('t:', 'c:', 'w:')")
+    if value is None:
+        latest.pop(key, None)  # a key written again after its tombstone comes last, as a new one
+    latest[key] = value
+
+
 def restore_values(records: Iterable[tuple[str, bytes | None]]) -> tuple[PartitionState, dict[str, bytes]]:
     """:func:`restore`, also returning the live records' values (``{changelog key: value}``, no tombstones).
 
@@ -109,11 +121,7 @@ def restore_values(records: Iterable[tuple[str, bytes | None]]) -> tuple[Partiti
     """
     latest: dict[str, bytes | None] = {}
     for key, value in records:
-        if not key.startswith((FAMILY_PREFIX, CONNECTION_PREFIX)) and key != WATERMARK_KEY:
-            raise ValueError(f"changelog record key {key!r} has no known prefix ('t:', 'c:', 'w:')")
-        if value is None:
-            latest.pop(key, None)  # a key written again after its tombstone comes last, as a new one
-        latest[key] = value
+        keep_latest(latest, key, value)
     state = PartitionState()
     families = state.families
     connections = state.connections

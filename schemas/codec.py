@@ -2,7 +2,8 @@
 
 * Facts travel as JSON (``FactEnvelope``): the same bytes on Kafka and in replay files.
 * Rows travel as JSON in the exact wire shape the analytics endpoint expects.
-* State travels as MessagePack (compact changelog values).
+* State travels as MessagePack (compact changelog values): families, connections and the partition's
+  clock.
 
 Decode failures are data, not crashes: :func:`decode_fact` raises only :class:`FactDecodeError`
 subclasses, whatever the bytes, whose ``reason`` is a stable label for metrics and dead-letter headers
@@ -12,8 +13,8 @@ and whose message carries msgspec's ``$.path`` of the offending field. The bound
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 import msgspec
 
@@ -120,6 +121,17 @@ def encode_fact(envelope: FactEnvelope) -> bytes:
     return _json_encoder.encode(envelope)
 
 
+def fact_from_fields(fields: Mapping[str, Any]) -> FactEnvelope:
+    """The typed envelope of one given as plain JSON-able fields (``{"v", "producer", ..., "fact": {...}}``,
+    what a publisher assembles from app-server messages), by the processor's own rule: the fields are encoded
+    as JSON and read by :func:`decode_fact`, so a fact the processor would refuse raises the same
+    :class:`FactDecodeError` (same ``reason``) here.
+
+    Raises ``TypeError``, ``ValueError`` or ``OverflowError`` (not a :class:`FactDecodeError`) when the
+    fields cannot be encoded as JSON at all (an object, a lone surrogate)."""
+    return decode_fact(_json_encoder.encode(fields))
+
+
 def encode_row(row: Row) -> bytes:
     return _json_encoder.encode(row)
 
@@ -148,3 +160,16 @@ def encode_connection(connection: ConnectionState) -> bytes:
 
 def decode_connection(raw: bytes) -> ConnectionState:
     return _connection_decoder.decode(raw)
+
+
+ClockValue = int | list[int]
+"""The partition clock's changelog value: ``[watermark, run, run minimum]``, or a bare watermark (older)."""
+_clock_decoder: Final[msgspec.msgpack.Decoder[ClockValue]] = msgspec.msgpack.Decoder(ClockValue)
+
+
+def encode_clock(value: ClockValue) -> bytes:
+    return _msgpack_encoder.encode(value)
+
+
+def decode_clock(raw: bytes) -> ClockValue:
+    return _clock_decoder.decode(raw)

@@ -29,7 +29,7 @@ from typing import Any, Final, NoReturn
 
 import msgspec
 
-from schemas.events import AppServerClient
+from schemas.events import AppServerClient, FinalApprovalOutcome, ReviewSubjectKind, ReviewTrigger
 from schemas.facts import TurnProfile
 from schemas.protocol import RuntimeMetadata
 
@@ -92,9 +92,9 @@ class PendingReview(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     turn_id: str
     item_id: str | None
     review_id: str
-    subject_kind: str
+    subject_kind: ReviewSubjectKind
     subject_name: str
-    trigger: str
+    trigger: ReviewTrigger
     started_at_ms: int
     requested_additional_permissions: bool
     requested_network_access: bool
@@ -106,7 +106,7 @@ class ItemReviewSummary(msgspec.Struct, kw_only=True, array_like=True, gc=False)
     review_count: int = 0
     guardian_review_count: int = 0
     user_review_count: int = 0
-    final_approval_outcome: str | None = None
+    final_approval_outcome: FinalApprovalOutcome | None = None
     requested_additional_permissions: bool = False
     requested_network_access: bool = False
 

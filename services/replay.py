@@ -10,12 +10,13 @@ Every line goes through the processor's containment boundary (:mod:`reducer.boun
 bounds, idle expiry and batch-end rules: a line the processor would dead-letter is reported on stderr with
 its line number, the same ``reason`` (``undecodable``, ``invalid``, ``too_deep``, ``reducer_error``,
 ``state_too_large``, ...) and message, and skipped, whatever its bytes; replay goes on. Blank lines are
-ignored. Exit status is 0, or 1 with ``--strict`` when any line was reported; 2 for usage errors.
+ignored. Exit status is 0, or 1 with ``--strict`` when any line was reported; 2 for usage errors (one JSON
+error line, :mod:`services.cli`).
 
 Usage::
 
-    replay services/demo/sample_facts.jsonl --out rows.jsonl
-    python -m services.demo.generator --threads 1000 | replay - --progress > rows.jsonl
+    replay tools/demo/sample_facts.jsonl --out rows.jsonl
+    python -m tools.demo.generator --threads 1000 | replay - --progress > rows.jsonl
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from reducer.boundary import PartitionReducer
 from reducer.limits import DEFAULT_LIMITS, Limits
 from schemas.codec import FactDecodeError
 from schemas.events import Row
+from services.cli import UsageError, command_parser, run
 
 __all__ = ["ReplayStats", "main", "replay"]
 
@@ -171,8 +173,8 @@ def _flush(out: IO[bytes], pending: list[bytes]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="replay",
+    parser = command_parser(
+        "replay",
         description=(
             "Run the analytics reducer over a file of facts (JSON lines, one fact envelope per line) with no "
             "Kafka, and write the rows it emits as JSON lines, byte for byte what the processor would publish."
@@ -180,8 +182,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=(
             "Malformed lines are reported on stderr as 'line N: <reason>: <message>' and skipped. A summary "
             "(facts, rows by event type, errors, reducer drops by reason) is printed on stderr at the end. "
-            "Exit status: 0; 1 with --strict if any line was reported; 2 on usage errors. "
-            "Example: replay services/demo/sample_facts.jsonl --out rows.jsonl"
+            "With --strict, exit 1 if any line was reported.\n"
+            "Example: replay tools/demo/sample_facts.jsonl --out rows.jsonl"
         ),
     )
     parser.add_argument("input", nargs="?", default="-", help="facts file, or - for stdin (default: -)")
@@ -220,20 +222,23 @@ def _non_negative(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command (:mod:`services.cli`); returns its exit code."""
+    return run("replay", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     err = sys.stderr
     progress = args.progress or err.isatty()
     try:
         source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
     except OSError as exc:
-        err.write(f"replay: cannot read {args.input}: {exc.strerror}\n")
-        return 2
+        raise UsageError(f"cannot read {args.input}: {exc.strerror}") from exc
     try:
         sink = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     except OSError as exc:
-        err.write(f"replay: cannot write {args.out}: {exc.strerror}\n")
         source.close()
-        return 2
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from exc
     try:
         limits = msgspec.structs.replace(DEFAULT_LIMITS, max_record_bytes=args.max_record_bytes)
         stats = replay(source, sink, err=err, progress=progress, idle_ttl_ms=args.idle_ttl_ms, limits=limits)

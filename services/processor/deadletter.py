@@ -1,6 +1,7 @@
 """Dead-letter records for facts that cannot be reduced (Kafka Streams KIP-1034 header style).
 
-The original bytes travel unchanged as the value; headers say why and where they came from. They are
+The original bytes travel unchanged as the value; headers say why and where they came from (the
+dead-letter vocabulary both dead-letter topics share is :mod:`schemas.headers`). They are
 written in the same transaction as the input offsets, so a fact is dead-lettered exactly once and its
 partition never blocks.
 
@@ -10,7 +11,7 @@ within ``max_bytes``: the processor passes ``Limits.max_record_bytes``, the reco
 writes accepts, read from the broker at start (:mod:`.broker_limits`). A fact too large for that is
 dead-lettered cut: the longest prefix that fits, with the headers ``dlq.value.size`` and
 ``dlq.value.sha256`` describing the original (a key over :data:`TRUNCATED_PREFIX` bytes is cut too).
-The dead-letter topic itself is created accepting :data:`DEAD_LETTER_TOPIC_MAX_BYTES` (``setup-topics``),
+The dead-letter topic itself is created accepting :data:`schemas.topics.DEAD_LETTER_TOPIC_MAX_BYTES` (``setup-topics``),
 so it is never the smallest of those limits by default.
 """
 
@@ -20,12 +21,17 @@ import hashlib
 from typing import NamedTuple
 
 from reducer.limits import DEFAULT_MAX_RECORD_BYTES
-
-Headers = list[tuple[str, bytes]]
+from schemas.headers import (
+    DLQ_EXCEPTION,
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    DLQ_VALUE_SHA256,
+    DLQ_VALUE_SIZE,
+    Headers,
+    source_headers,
+)
 
 MAX_ERROR_BYTES = 2048
-DEAD_LETTER_TOPIC_MAX_BYTES = 4 * 1024 * 1024
-"""``max.message.bytes`` of the facts dead-letter topic as ``setup-topics`` creates it."""
 TRUNCATED_PREFIX = 64 * 1024
 """Longest key a dead letter carries whole."""
 
@@ -50,19 +56,17 @@ def dead_letter(
     """The dead letter of one fact, at most ``max_bytes`` (key + value + headers); see the module docstring."""
     message = str(error).encode("utf-8", "replace")[:MAX_ERROR_BYTES]
     headers: Headers = [
-        ("dlq.reason", reason.encode()),
-        ("dlq.exception", type(error).__name__.encode()),
-        ("dlq.message", message),
-        ("dlq.source.topic", topic.encode()),
-        ("dlq.source.partition", str(partition).encode()),
-        ("dlq.source.offset", str(offset).encode()),
+        (DLQ_REASON, reason.encode()),
+        (DLQ_EXCEPTION, type(error).__name__.encode()),
+        (DLQ_MESSAGE, message),
+        *source_headers(topic, partition, offset),
     ]
     if key is not None and len(key) > TRUNCATED_PREFIX:
         key = key[:TRUNCATED_PREFIX]
     if record_size(key, value, headers) > max_bytes:
         headers += [
-            ("dlq.value.size", str(len(value)).encode()),
-            ("dlq.value.sha256", hashlib.sha256(value).hexdigest().encode()),
+            (DLQ_VALUE_SIZE, str(len(value)).encode()),
+            (DLQ_VALUE_SHA256, hashlib.sha256(value).hexdigest().encode()),
         ]
         value = value[: max(0, max_bytes - record_size(key, b"", headers))]
     return DeadLetter(key=key, value=value, headers=headers)
@@ -74,10 +78,3 @@ def record_size(key: bytes | None, value: bytes | None, headers: Headers | None)
     for name, header_value in headers or ():
         size += len(name.encode()) + len(header_value)
     return size
-
-
-def header(headers: Headers | tuple[tuple[str, bytes], ...], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("utf-8", "replace")
-    return None

@@ -25,18 +25,17 @@ from aiokafka.structs import TopicPartition
 
 from reducer.boundary import PartitionReducer
 from reducer.limits import DEFAULT_LIMITS, Limits
-from reducer.snapshot import restore_values
+from reducer.snapshot import keep_latest, restore_values
 from schemas.events import Row, event_type
+from schemas.headers import EVENT_TYPE_HEADER, ROW_ID_HEADER
 from schemas.state import PartitionState
 from services.processor.deadletter import dead_letter
-from services.processor.faults import CrashPoints
+from services.processor.hooks import NO_HOOKS, ProcessorHooks
 from services.processor.transaction import BatchOutput, abort_quietly
 
 INPUT_OFFSET_KEY: Final = b"o:"
 """Changelog record holding the input offset the transaction commits: the changelog's own copy of the
 group's committed offset, used when the broker does not return the latter (``service._start_offset``)."""
-ROW_ID_HEADER: Final = "row-id"
-EVENT_TYPE_HEADER: Final = "event-type"
 
 _EVENT_TYPE_BY_CLASS: dict[type[Row], bytes] = {}
 
@@ -152,8 +151,8 @@ async def restore_states(
     changelog: str,
     partitions: Iterable[int],
     *,
-    crash: CrashPoints,
     idle_ttl_ms: int,
+    hooks: ProcessorHooks = NO_HOOKS,
     limits: Limits = DEFAULT_LIMITS,
     progress_every_s: float = 5.0,
     on_progress: Any = None,
@@ -172,30 +171,33 @@ async def restore_states(
     consumer.assign(tps)
     ends = await consumer.end_offsets(tps)
     await consumer.seek_to_beginning(*tps)
-    records: dict[int, list[tuple[str, bytes | None]]] = {tp.partition: [] for tp in tps}
+    latest: dict[int, dict[str, bytes | None]] = {tp.partition: {} for tp in tps}
+    """Per partition, the last value of each key read so far: memory bounded by the keys, not the log."""
+    read: dict[int, int] = dict.fromkeys(latest, 0)
     offsets: dict[int, int | None] = {tp.partition: None for tp in tps}
     remaining = {tp for tp in tps if ends[tp] > 0}
     last_report = time.monotonic()
     while remaining:
-        crash.reached("during_restore")
+        hooks.reached("during_restore")
         batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=20_000)
         for tp, messages in batch.items():
-            target = records[tp.partition]
+            target = latest[tp.partition]
+            read[tp.partition] += len(messages)
             for message in messages:
                 if message.key == INPUT_OFFSET_KEY:
                     offsets[tp.partition] = int(message.value) if message.value is not None else None
                 elif message.key is not None:
-                    target.append((message.key.decode(), message.value))
+                    keep_latest(target, message.key.decode(), message.value)
         for tp in list(remaining):
             if await consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
         if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
             last_report = time.monotonic()
-            on_progress({p: len(r) for p, r in records.items()})
+            on_progress(dict(read))
     consumer.assign([])
     restored: dict[int, tuple[PartitionReducer, int | None]] = {}
-    for partition, partition_records in records.items():
-        state, values = restore_values(partition_records)
+    for partition, partition_latest in latest.items():
+        state, values = restore_values(partition_latest.items())
         reducer = PartitionReducer(state, idle_ttl_ms=idle_ttl_ms, limits=limits, values=values)
         restored[partition] = (reducer, offsets[partition])
     return restored

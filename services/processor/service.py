@@ -41,21 +41,22 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import IllegalStateError, InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from reducer.boundary import PartitionReducer
 from reducer.limits import DEFAULT_MAX_RECORD_BYTES, Limits
+from schemas.headers import DLQ_REASON, header
+from schemas.topics import DEAD_LETTER_TOPIC_MAX_BYTES, changelog_topic, dead_letter_topic
 from services.config import ProcessorConfig
+from services.freshness import OldestUnfinished
 from services.metrics import ProcessorMetrics, Readiness
 from services.processor.broker_limits import BrokerLimits, read_broker_limits
-from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
-from services.processor.faults import CrashPoints
+from services.processor.clients import ProcessorClients, heartbeat_s, kafka_clients
+from services.processor.hooks import NO_HOOKS, ProcessorHooks
 from services.processor.liveness import StallWatch
-from services.processor.partition import PartitionWorker, restore_consumer, restore_states
-from services.processor.topics import changelog_topic, dead_letter_topic
-from services.processor.transaction import NEGATIVE_CONTROLS, Destinations, UnsafeHooks, commit
+from services.processor.partition import PartitionWorker, restore_states
+from services.processor.transaction import Destinations, Transaction
 
 log = structlog.get_logger("processor")
 
@@ -87,21 +88,23 @@ class Processor:
         config: ProcessorConfig,
         *,
         metrics: ProcessorMetrics,
-        crash: CrashPoints | None = None,
+        clients: ProcessorClients | None = None,
+        hooks: ProcessorHooks = NO_HOOKS,
+        transaction: Transaction | None = None,
         client_id: str = "review-analytics-reducer",
-        negative_control: str | None = None,
         limits: Limits | None = None,
     ) -> None:
-        if negative_control is not None and negative_control not in NEGATIVE_CONTROLS:
-            raise ValueError(f"unknown negative control {negative_control!r}; known: {NEGATIVE_CONTROLS}")
+        """``clients``: the Kafka clients (:mod:`.clients`; built from ``config`` as ``client_id`` if not given).
+        ``hooks`` are called at the named steps, ``transaction`` commits (tests substitute both)."""
         self.config = config
+        self.clients = clients if clients is not None else kafka_clients(config, client_id)
         self._fixed_limits = limits is not None
         self.limits = limits if limits is not None else config.limits(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
         """Bounds of the containment boundary (``reducer.limits``): the ``PROCESSOR_*`` settings, and the
         record size the broker accepts, read at the start of :meth:`run`; or ``limits`` as given (tests)."""
         self.metrics = metrics
-        self.crash = crash or CrashPoints(None)
-        self.client_id = client_id
+        self.hooks = hooks
+        self.transaction = transaction if transaction is not None else Transaction(hooks)
         self.to = Destinations(
             group_id=config.group_id,
             input_topic=config.facts_topic,
@@ -113,11 +116,10 @@ class Processor:
         self._parked: dict[int, tuple[PartitionReducer, int]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self._restorer: AIOKafkaConsumer | None = None
+        """The group consumer once :meth:`run` has started it."""
         self.assigned: set[TopicPartition] = set()
         self.restoring = False
         self.commits = 0
-        self.negative_control = negative_control
         self._tasks: set[asyncio.Task[None]] = set()
         self._seeks: dict[TopicPartition, int] = {}
         """Seeks per partition: a batch polled across a seek of its partition is stale (see _dispatch)."""
@@ -134,12 +136,13 @@ class Processor:
         self.broker_limits: BrokerLimits | None = None
         """What the broker accepts, read at the start of :meth:`run`."""
         self.liveness = StallWatch(config.stall_after_s)
+        self._oldest = OldestUnfinished(metrics.oldest_unfinished_age)
+        """Per partition: the first fact of the transaction in flight, else of the backlog (see _commit_loop)."""
         self._stalled: tuple[int, ...] = ()
         """The stalled partitions as of the last check (read by ``/readyz`` on the server's thread)."""
         self._failure: Exception | None = None
         """The first unexpected error of a commit loop; the poll loop raises it."""
-        self._heartbeat_s = max(1000, config.session_timeout_ms // 5) / 1000
-        self._unsafe: UnsafeHooks | None = None
+        self._heartbeat_s = heartbeat_s(config)
 
     # --- readiness -------------------------------------------------------------------------------
 
@@ -168,32 +171,19 @@ class Processor:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then finish the batch in hand and leave the group."""
-        kafka = self.config.kafka
-        await self._read_broker_limits()
-        self._restorer = restore_consumer(**kafka.client_kwargs(client_id=f"{self.client_id}-restore"))
-        consumer = AIOKafkaConsumer(
-            **kafka.client_kwargs(client_id=self.client_id),
-            group_id=self.config.group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.config.session_timeout_ms,
-            heartbeat_interval_ms=int(self._heartbeat_s * 1000),
-            max_poll_interval_ms=max(60_000, self.config.session_timeout_ms * 4),
-        )
-        self._consumer = consumer
-        await self._restorer.start()
-        await consumer.start()
-        plain_producer: AIOKafkaProducer | None = None
-        if self.negative_control == "rows_outside_txn":
-            plain_producer = AIOKafkaProducer(**kafka.client_kwargs(client_id=f"{self.client_id}-unsafe"), acks="all")
-            await plain_producer.start()
-            self._unsafe = UnsafeHooks(rows_outside_txn=plain_producer)
-        elif self.negative_control == "offsets_outside_txn":
-            self._unsafe = UnsafeHooks(commit_offsets=consumer.commit)
-        if self.negative_control is not None:
-            log.warning("negative_control_active", mode=self.negative_control)
+        """Consume until ``stop`` is set, then finish the batch in hand and leave the group.
+
+        The clients handed in are started here and stopped when it returns, whatever happens."""
+        consumer = self.clients.consumer
+        try:
+            await self._read_broker_limits()
+            self._consumer = consumer
+            await self.clients.restorer.start()
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # stopping a consumer that never started is allowed, and quiet
+            await self.clients.restorer.stop()
+            raise
         consumer.subscribe([self.config.facts_topic], listener=_Listener(self._on_revoked, self._on_assigned))
         log.info("processor_started", group=self.config.group_id, topic=self.config.facts_topic)
         self._background(self._watch_liveness())
@@ -217,9 +207,7 @@ class Processor:
                     await worker.close()
                 self.workers.clear()
             await consumer.stop()
-            await self._restorer.stop()
-            if plain_producer is not None:
-                await plain_producer.stop()
+            await self.clients.restorer.stop()
             log.info("processor_stopped", commits=self.commits)
 
     # --- processing ------------------------------------------------------------------------------
@@ -246,6 +234,7 @@ class Processor:
             size = _value_bytes(records)
             if tp not in self._jobs:
                 self._in_flight_bytes[tp] = size
+                self._oldest.set(tp.partition, records[0].timestamp)
                 self._jobs[tp] = asyncio.get_running_loop().create_task(self._commit_loop(tp, records))
             else:
                 self._backlog.setdefault(tp, []).extend(records)
@@ -262,6 +251,7 @@ class Processor:
             while records and await self._process_partition(tp, records):
                 records = self._backlog.pop(tp, [])
                 self._in_flight_bytes[tp] = self._backlog_bytes.pop(tp, 0)
+                self._oldest.set(tp.partition, records[0].timestamp if records else None)
                 self._limit_fetching(tp)
         except Exception as error:
             log.exception("commit_loop_failed", topic=tp.topic, partition=tp.partition)
@@ -272,6 +262,7 @@ class Processor:
             self._jobs.pop(tp, None)
             self._in_flight_bytes.pop(tp, None)
             if tp in self.assigned:
+                self._oldest.set(tp.partition, None)
                 self._limit_fetching(tp)
 
     async def _settle(self, tps: Iterable[TopicPartition]) -> None:
@@ -343,9 +334,7 @@ class Processor:
             return True
         started = time.monotonic()
         try:
-            await commit(
-                worker.producer, out, partition=tp.partition, to=self.to, crash=self.crash, unsafe=self._unsafe
-            )
+            await self.transaction.commit(worker.producer, out, partition=tp.partition, to=self.to)
         except _FENCED:
             self.metrics.transactions.labels(outcome="aborted").inc()
             log.warning("partition_fenced", topic=tp.topic, partition=tp.partition)
@@ -372,7 +361,7 @@ class Processor:
             m.events_produced.labels(event_type=event_type).inc(count)
         hits: dict[str, int] = {"max_clock_skew_ms": out.ahead} if out.ahead else {}
         for letter in out.dead_letters:
-            reason = dict(letter.headers).get("dlq.reason", b"unknown").decode()
+            reason = header(letter.headers, DLQ_REASON) or "unknown"
             m.facts_dead_lettered.labels(reason=reason).inc()
             if reason in LIMIT_OF_OUTCOME:
                 hits[LIMIT_OF_OUTCOME[reason]] = hits.get(LIMIT_OF_OUTCOME[reason], 0) + 1
@@ -422,27 +411,25 @@ class Processor:
         Its record batches stay within what the smallest topic accepts, and it refuses a record larger
         than the largest one does (the broker would refuse it anyway)."""
         largest = max(self.broker_limits.max_message_bytes.values()) if self.broker_limits else None
-        producer = AIOKafkaProducer(
-            **self.config.kafka.client_kwargs(client_id=f"{self.client_id}-p{partition}"),
-            transactional_id=f"{self.config.transactional_id_prefix}-{self.config.facts_topic}-{partition}",
-            enable_idempotence=True,
-            acks="all",
-            transaction_timeout_ms=self.config.transaction_timeout_ms,
-            linger_ms=5,
-            max_batch_size=min(MAX_BATCH_BYTES, self.limits.max_record_bytes),
-            max_request_size=largest or DEAD_LETTER_TOPIC_MAX_BYTES,
+        producer = self.clients.producer(
+            partition, min(MAX_BATCH_BYTES, self.limits.max_record_bytes), largest or DEAD_LETTER_TOPIC_MAX_BYTES
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()  # a producer whose start failed still holds connections
+            raise
         return producer
 
     async def _take(self, tps: Sequence[TopicPartition]) -> None:
         """Own ``tps``: fence, read committed offsets, restore state, seek. Caller holds the lock."""
-        assert self._consumer is not None and self._restorer is not None
+        assert self._consumer is not None
         consumer = self._consumer
         producers = dict(
             zip(tps, await asyncio.gather(*(self._start_producer(tp.partition) for tp in tps)), strict=True)
         )
-        self.crash.reached("after_fence_before_offset_read")
+        self.hooks.reached("after_fence_before_offset_read")
         committed: dict[TopicPartition, int | None] = {tp: await consumer.committed(tp) for tp in tps}
         states: dict[int, PartitionReducer] = {}
         to_restore: list[int] = []
@@ -456,10 +443,10 @@ class Processor:
             self.restoring = True
             started = time.monotonic()
             restored = await restore_states(
-                self._restorer,
+                self.clients.restorer,
                 self.to.changelog_topic,
                 to_restore,
-                crash=self.crash,
+                hooks=self.hooks,
                 idle_ttl_ms=self.config.idle_ttl_ms,
                 limits=self.limits,
                 on_progress=lambda counts: log.info("restore_progress", records=counts),
@@ -521,7 +508,7 @@ class Processor:
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             await self._settle(revoked)
-            self.crash.reached("in_revoke")
+            self.hooks.reached("in_revoke")
             self.metrics.rebalances.labels(kind="revoked").inc()
             for tp, worker in (await self._release(revoked)).items():
                 self._parked[tp.partition] = (worker.reducer, worker.next_offset)
@@ -591,9 +578,9 @@ class Processor:
 
     async def _read_broker_limits(self) -> None:
         """Read what the topics written accept (:mod:`.broker_limits`) and derive the workers' bounds."""
-        admin = AIOKafkaAdminClient(**self.config.kafka.client_kwargs(client_id=f"{self.client_id}-admin"))
-        await admin.start()
+        admin = self.clients.admin
         try:
+            await admin.start()
             to = self.to
             limits = await read_broker_limits(admin, [to.events_topic, to.changelog_topic, to.dead_letter_topic])
         finally:
@@ -675,6 +662,7 @@ class Processor:
         if self.liveness.released(partition):
             log.info("partition_unstalled", partition=partition, released=True)
         self._stalled = self.liveness.stalled
+        self._oldest.forget(partition)
         m = self.metrics
         for gauge in (m.partition_stalled, m.seconds_since_commit, m.backlog_bytes, m.state_bytes):
             with contextlib.suppress(KeyError):

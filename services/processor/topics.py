@@ -1,92 +1,69 @@
-"""Topic names and configurations: the only place that spells them.
-
-Changelog topics are internal: their name is derived from the consumer group and the input topic
-(``changelog__<group>--<input>--reducer-state``) so two deployments never share one, and they are
-compacted. Their partition count must equal the input's: changelog partition P holds the state of
-input partition P (checked at start-up, :func:`check_copartitioned`).
-"""
+"""Creating and checking the pipeline's topics on the broker (their names and specs: :mod:`schemas.topics`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from typing import Any, Final
 
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.topics import TopicSpec
 from services.errors import ConfigError
-from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
+
+_REFUSED_AS_CONFIG: Final = (
+    kafka_errors.InvalidReplicationFactorError,
+    kafka_errors.InvalidPartitionsError,
+    kafka_errors.InvalidReplicationAssignmentError,
+    kafka_errors.InvalidConfigurationError,
+    kafka_errors.InvalidRequestError,
+    kafka_errors.PolicyViolationError,
+    kafka_errors.InvalidTopicError,
+)
+"""Broker refusals of a CreateTopics request that mean our settings are wrong (exit 2, not a retry)."""
 
 
-def changelog_topic(group_id: str, input_topic: str) -> str:
-    return f"changelog__{group_id}--{input_topic}--reducer-state"
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    configs: dict[str, str] = field(default_factory=dict)
-
-
-def pipeline_topics(
-    *,
-    facts_topic: str,
-    events_topic: str,
-    group_id: str,
-    partitions: int,
-    events_partitions: int | None = None,
-    replication_factor: int = 1,
-) -> list[TopicSpec]:
-    """Every topic the pipeline needs, with its partition count and configuration."""
-    del replication_factor  # carried by ensure_topics
-    return [
-        TopicSpec(facts_topic, partitions),
-        TopicSpec(dead_letter_topic(facts_topic), partitions, {"max.message.bytes": str(DEAD_LETTER_TOPIC_MAX_BYTES)}),
-        TopicSpec(
-            changelog_topic(group_id, facts_topic),
-            partitions,
-            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"},
-        ),
-        TopicSpec(events_topic, events_partitions or partitions),
-        TopicSpec(dead_letter_topic(events_topic), events_partitions or partitions),
-    ]
+def transactional_id(prefix: str, input_topic: str, partition: int) -> str:
+    """The transactional id of the producer that owns input ``partition``: the same on every instance and
+    across restarts, so the next owner (or ``reset``) fences the previous one."""
+    return f"{prefix}-{input_topic}-{partition}"
 
 
 async def ensure_topics(
     admin: AIOKafkaAdminClient,
     specs: list[TopicSpec],
     *,
-    replication_factor: int = 1,
     metadata_timeout_s: float = 30.0,
 ) -> dict[str, str]:
-    """Create missing topics; leave existing ones. Returns ``{name: "created" | "exists"}``.
+    """Create missing topics (with each spec's replication factor); leave existing ones, whatever their
+    replication. Returns ``{name: "created" | "exists"}``.
 
     Raises :class:`ConfigError` when an existing topic has a different partition count than asked,
-    because the routing contract (state of partition P lives in changelog partition P) depends on it.
+    because the routing contract (state of partition P lives in changelog partition P) depends on it, and
+    when the broker refuses a creation because of its settings (replication factor above the number of
+    brokers, an invalid partition count or topic config): the message is the broker's own. Other refusals
+    (authorization, ...) are raised as the broker's ``KafkaError``.
     """
     existing = set(await admin.list_topics())
     missing = [spec for spec in specs if spec.name not in existing]
     outcome = {spec.name: "exists" for spec in specs if spec.name in existing}
     if missing:
         with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another run; checked below
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=spec.name,
                         num_partitions=spec.partitions,
-                        replication_factor=replication_factor,
+                        replication_factor=spec.replication_factor,
                         topic_configs=spec.configs,
                     )
                     for spec in missing
                 ]
             )
+            _raise_refusals(response)
         outcome.update({spec.name: "created" for spec in missing})
     names = [spec.name for spec in specs]
     counts = await partition_counts(admin, names)
@@ -103,6 +80,19 @@ async def ensure_topics(
                 "topic or pass the existing count."
             )
     return outcome
+
+
+def _raise_refusals(response: Any) -> None:
+    """Raise the first per-topic error of a CreateTopics response (``TOPIC_ALREADY_EXISTS`` is not one)."""
+    for topic, code, *message in response.topic_errors:
+        if code == 0 or code == TopicAlreadyExistsError.errno:
+            continue
+        error_type = kafka_errors.for_code(code)
+        broker_says = (message[0] if message else None) or error_type.description
+        text = f"the broker refused to create topic {topic!r}: {error_type.__name__}: {broker_says}"
+        if issubclass(error_type, _REFUSED_AS_CONFIG):
+            raise ConfigError(text)
+        raise error_type(text)
 
 
 async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

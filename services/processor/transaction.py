@@ -22,27 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
+from schemas.headers import Headers
 from services.processor.deadletter import DeadLetter
-from services.processor.faults import CrashPoints
+from services.processor.hooks import NO_HOOKS, ProcessorHooks
 
-Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers | None]
 """Key, value (``None``: a tombstone) and headers of one record to produce."""
+Row = tuple[bytes, bytes, Headers]
+"""Key (the family), value and headers (``row-id``, ``event-type``) of one row."""
+Offsets = dict[TopicPartition, int]
+Pending = list["asyncio.Future[object]"]
+"""Sends not yet acknowledged."""
 
 
 @dataclass
 class BatchOutput:
     """Everything one input partition's batch produces, ready to be committed."""
 
-    rows: list[tuple[bytes, bytes, Headers]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     changelog: list[Record] = field(default_factory=list)
     """Changelog records (no headers), in the shape they are produced in."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -55,14 +59,6 @@ class BatchOutput:
 
 
 @dataclass(frozen=True)
-class UnsafeHooks:
-    """Hooks of the negative controls (see :data:`NEGATIVE_CONTROLS`); ``None`` fields are not used."""
-
-    rows_outside_txn: AIOKafkaProducer | None = None
-    commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True)
 class Destinations:
     group_id: str
     input_topic: str
@@ -71,68 +67,59 @@ class Destinations:
     dead_letter_topic: str
 
 
-NEGATIVE_CONTROLS: Final = ("offsets_outside_txn", "rows_outside_txn")
-"""Deliberately broken commit variants, for the reliability suite's negative controls only.
+class Transaction:
+    """The commit protocol (module docstring), calling ``hooks`` at each named step.
 
-``RA_NEGATIVE_CONTROL=offsets_outside_txn`` commits the input offset through the consumer before the
-transaction commits (a crash in between loses rows); ``rows_outside_txn`` produces the rows with a
-plain producer before the transaction (a crash in between duplicates them). Never set in production.
-"""
+    Steps 2 and 5 are methods of their own, so the reliability suite can substitute deliberately broken
+    variants (``tests/support/processor_hooks.py``): none is defined here."""
 
+    def __init__(self, hooks: ProcessorHooks = NO_HOOKS) -> None:
+        self.hooks = hooks
 
-async def commit(
-    producer: AIOKafkaProducer,
-    out: BatchOutput,
-    *,
-    partition: int,
-    to: Destinations,
-    crash: CrashPoints,
-    unsafe: UnsafeHooks | None = None,
-) -> None:
-    """Write ``out`` and the input offset of ``partition`` in one transaction (steps in the module doc)."""
-    assert out.next_offset is not None
-    if unsafe is not None and unsafe.rows_outside_txn is not None:
-        futures = [await unsafe.rows_outside_txn.send(to.events_topic, v, key=k, headers=h) for k, v, h in out.rows]
-        await asyncio.gather(*futures)
-        crash.reached("after_rows_sent")
-    # Step 1.
-    await producer.begin_transaction()
-    try:
-        pending: list[asyncio.Future[object]] = []
-        # Step 2.
-        if unsafe is None or unsafe.rows_outside_txn is None:
-            by_partition = by_key_partition(out.rows, sorted(await producer.partitions_for(to.events_topic)))
-            for events_partition, rows in by_partition.items():
-                pending += await send_batched(producer, to.events_topic, events_partition, rows)
-            crash.reached("after_rows_sent")
-        # Step 3.
-        pending += await send_batched(producer, to.changelog_topic, partition, out.changelog)
-        crash.reached("after_changelog_sent")
-        # Step 4. Dead letters are rare and may be megabytes: one send() each, size-checked by the producer.
-        for letter in out.dead_letters:
-            pending.append(
-                await producer.send(
-                    to.dead_letter_topic, letter.value, key=letter.key, partition=partition, headers=letter.headers
+    async def commit(self, producer: AIOKafkaProducer, out: BatchOutput, *, partition: int, to: Destinations) -> None:
+        """Write ``out`` and the input offset of ``partition`` in one transaction (steps in the module doc)."""
+        assert out.next_offset is not None
+        reached = self.hooks.reached
+        # Step 1.
+        await producer.begin_transaction()
+        try:
+            # Step 2.
+            pending = await self.send_rows(producer, out.rows, to)
+            reached("after_rows_sent")
+            # Step 3.
+            pending += await send_batched(producer, to.changelog_topic, partition, out.changelog)
+            reached("after_changelog_sent")
+            # Step 4. Dead letters are rare and may be megabytes: one send() each, size-checked by the producer.
+            for letter in out.dead_letters:
+                pending.append(
+                    await producer.send(
+                        to.dead_letter_topic, letter.value, key=letter.key, partition=partition, headers=letter.headers
+                    )
                 )
-            )
-        # Step 5. The offsets go to the transaction while the records are still being acknowledged (a
-        # coordinator round trip that need not wait for them); the commit waits for both.
-        offsets = {TopicPartition(to.input_topic, partition): out.next_offset}
-        if unsafe is not None and unsafe.commit_offsets is not None:
-            if pending:
-                await asyncio.gather(*pending)
-            await unsafe.commit_offsets(offsets)
-        else:
-            await asyncio.gather(*pending, producer.send_offsets_to_transaction(offsets, to.group_id))
-        crash.reached("after_offsets_added")
-        crash.reached("before_commit")
-    except BaseException:
-        await abort_quietly(producer)
-        raise
-    # Step 6. A failed commit is not aborted here: the transaction state is unknown, and the caller's
-    # reset (a new producer with the same transactional id) resolves it either way.
-    await producer.commit_transaction()
-    crash.reached("after_commit")
+            # Step 5.
+            await self.add_offsets(producer, {TopicPartition(to.input_topic, partition): out.next_offset}, to, pending)
+            reached("after_offsets_added")
+            reached("before_commit")
+        except BaseException:
+            await abort_quietly(producer)
+            raise
+        # Step 6. A failed commit is not aborted here: the transaction state is unknown, and the caller's
+        # reset (a new producer with the same transactional id) resolves it either way.
+        await producer.commit_transaction()
+        reached("after_commit")
+
+    async def send_rows(self, producer: AIOKafkaProducer, rows: list[Row], to: Destinations) -> Pending:
+        """Step 2: the rows to the events topic, in record batches per events partition."""
+        pending: list[asyncio.Future[object]] = []
+        by_partition = by_key_partition(rows, sorted(await producer.partitions_for(to.events_topic)))
+        for events_partition, partition_rows in by_partition.items():
+            pending += await send_batched(producer, to.events_topic, events_partition, partition_rows)
+        return pending
+
+    async def add_offsets(self, producer: AIOKafkaProducer, offsets: Offsets, to: Destinations, sent: Pending) -> None:
+        """Step 5: the input offset into the transaction while the records are still being acknowledged (a
+        coordinator round trip that need not wait for them); returns once both are done."""
+        await asyncio.gather(*sent, producer.send_offsets_to_transaction(offsets, to.group_id))
 
 
 _partitioner = DefaultPartitioner()

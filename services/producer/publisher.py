@@ -1,7 +1,9 @@
 """``FactPublisher``: what an app-server embeds to publish analytics facts to Kafka.
 
-``track_*`` calls mirror codex's ``AnalyticsEventsClient``: each builds one fact envelope, encodes it
-with msgspec and puts it in a bounded in-memory buffer, without blocking the caller. A background task
+``track_*`` calls mirror codex's ``AnalyticsEventsClient``: each builds one fact envelope (the
+:class:`~schemas.facts.FactEnvelope` struct, from the app-server's messages, by
+:func:`schemas.codec.fact_from_fields`), encodes it with :func:`schemas.codec.encode_fact` and puts it in a
+bounded in-memory buffer, without blocking the caller. A background task
 drains the buffer into an idempotent aiokafka producer (``acks=all``, optional compression), keyed by
 the fact's root thread id (:mod:`.routing`). ``Initialize`` facts go to **every** partition, so each
 partition knows every connection. ``close()`` flushes what is buffered.
@@ -9,11 +11,12 @@ partition knows every connection. ``close()`` flushes what is buffered.
 Unlike codex's queue, nothing is dropped silently: when the buffer is full, or a fact is too large for
 one Kafka request, the fact is refused (``track_*`` returns ``False``), counted (``overflows``,
 ``refused``; the ``on_overflow`` and ``on_refused`` callbacks feed ``services.metrics.PublisherMetrics``) and logged; a
-fact Kafka does not acknowledge is counted in ``failed`` and logged, and the drain goes on.
+fact Kafka does not acknowledge within ``delivery_timeout_ms`` (default 120 s, retries included) is counted in
+``failed`` and logged, and the drain goes on.
 
-A ``track_*`` fact the processor would refuse is refused here already, without blocking: its encoded
-envelope goes through the processor's own :func:`schemas.codec.decode_fact` (the bounds of
-:mod:`schemas.bounds`, the schema), and a fact that cannot even be encoded is refused as ``unencodable``.
+A ``track_*`` fact the processor would refuse is refused here already, without blocking: building the
+struct applies the processor's own :func:`schemas.codec.decode_fact` (the bounds of :mod:`schemas.bounds`,
+the schema), and a fact that cannot even be encoded is refused as ``unencodable``.
 A ``track_*`` call whose arguments lack what it reads (a missing key, a wrong type) is refused as
 ``malformed`` instead of raising into the app-server.
 Every refusal is counted by reason in ``refused_by_reason`` (``too_large``, ``unencodable``, ``malformed``
@@ -33,16 +36,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, Final, ParamSpec
 
-import msgspec
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas.bounds import MAX_ID_CHARS
-from schemas.codec import FactDecodeError, decode_fact
-from schemas.facts import SCHEMA_VERSION
+from schemas.codec import FactDecodeError, encode_fact, fact_from_fields
+from schemas.facts import SCHEMA_VERSION, FactEnvelope, Initialize
 from schemas.protocol import RequestId
 from services.config import KafkaSettings
+from services.kafka_errors import check_kafka_access
 from services.producer.routing import Router, fallback_key, settles_review
 
 log = structlog.get_logger("publisher")
@@ -67,8 +70,10 @@ APPROVAL_METHODS: Final = frozenset(
 
 _BROADCAST: Final = object()
 RECORD_OVERHEAD: Final = 128
+DELIVERY_TIMEOUT_MS: Final = 120_000
+"""How long a fact may wait for Kafka's acknowledgement (retries included) before it counts as ``failed``: Kafka's
+own ``delivery.timeout.ms`` default, long enough for a lost quorum to come back (F11)."""
 """Bytes of a one-record batch besides its key and value (61-byte batch header, record varints), rounded up."""
-_encoder: Final = msgspec.json.Encoder()
 
 
 _P = ParamSpec("_P")
@@ -106,6 +111,7 @@ class FactPublisher:
         on_refused: Callable[[str], None] | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         linger_ms: int = 5,
+        delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
     ) -> None:
         if len(producer_id) > MAX_ID_CHARS:
             raise ValueError(f"producer_id of {len(producer_id)} characters (the processor reads {MAX_ID_CHARS})")
@@ -128,6 +134,7 @@ class FactPublisher:
         self._on_refused = on_refused
         self._clock_ms = clock_ms
         self._wakeup = asyncio.Event()
+        self._kafka = kafka
         self._producer = AIOKafkaProducer(
             **kafka.client_kwargs(client_id=f"publisher-{producer_id}"),
             enable_idempotence=True,
@@ -135,6 +142,9 @@ class FactPublisher:
             compression_type=compression,
             linger_ms=linger_ms,
             max_request_size=max_request_size,
+            # aiokafka expires a batch not acknowledged within request_timeout_ms (its default, 40 s, is
+            # shorter than a lost quorum and its return: finding F11); this is the window a fact has.
+            request_timeout_ms=delivery_timeout_ms,
         )
         self._partitions: list[int] = []
         self._task: asyncio.Task[None] | None = None
@@ -145,6 +155,9 @@ class FactPublisher:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect. Raises ``services.kafka_errors.KafkaAuthFailed`` (a refused login or certificate) or
+        ``KafkaUnreachable`` with a one-line reason, instead of aiokafka's causeless bootstrap error."""
+        await check_kafka_access(self._kafka)
         await self._producer.start()
         self._partitions = sorted(await self._producer.partitions_for(self.topic))
         self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publisher-{self.producer_id}")
@@ -156,6 +169,11 @@ class FactPublisher:
         if self._task is not None:
             await self._task
         await self._producer.stop()
+
+    @property
+    def buffered(self) -> int:
+        """Facts accepted and not yet handed to the Kafka client (at most ``buffer_size``)."""
+        return len(self._buffer)
 
     async def flush(self) -> None:
         """Wait until everything buffered so far has been acknowledged."""
@@ -207,23 +225,21 @@ class FactPublisher:
 
     def publish(self, fact: Mapping[str, Any], thread_id: str | None, *, broadcast: bool = False) -> bool:
         """Encode ``fact`` (``{"kind": ..., ...}``) in an envelope and buffer it; ``False`` if the buffer is full."""
-        envelope = {
+        fields = {
             "v": SCHEMA_VERSION,
             "producer": self.producer_id,
             "thread_id": thread_id,
             "observed_at_ms": self._clock_ms(),
             "fact": fact,
         }
-        key: object = _BROADCAST if broadcast else (thread_id or fallback_key(self.producer_id)).encode()
+        key = _key(thread_id, self.producer_id, broadcast=broadcast)
         try:
-            value = _encoder.encode(envelope)
+            envelope = fact_from_fields(fields)  # the fact struct, by the processor's own rule
+        except FactDecodeError as error:
+            return self._refuse(error.reason, str(error), size=None)
         except (TypeError, ValueError, OverflowError) as error:  # not JSON-encodable (a lone surrogate, an object)
             return self._refuse("unencodable", str(error), size=None)
-        try:
-            decode_fact(value)
-        except FactDecodeError as error:
-            return self._refuse(error.reason, str(error), size=len(value))
-        return self.publish_encoded(key, value)
+        return self.publish_encoded(key, encode_fact(envelope))
 
     def publish_encoded(self, key: object, value: bytes) -> bool:
         """Buffer an already-encoded envelope as it is. ``key``: bytes, or :data:`BROADCAST` for every partition."""
@@ -402,6 +418,17 @@ class FactPublisher:
 
 BROADCAST: Final = _BROADCAST
 """Pass as ``key`` to :meth:`FactPublisher.publish_encoded` to send to every partition."""
+
+
+def _key(thread_id: str | None, producer_id: str, *, broadcast: bool) -> object:
+    return _BROADCAST if broadcast else (thread_id or fallback_key(producer_id)).encode()
+
+
+def envelope_key(envelope: FactEnvelope) -> object:
+    """The ``key`` :meth:`FactPublisher.publish_encoded` needs to publish ``envelope`` where ``track_*`` would
+    have: :data:`BROADCAST` for ``Initialize``, else the envelope's (root) thread id, else the producer's
+    fallback key. The envelope's ``thread_id`` is already the family's root (the publisher routed it)."""
+    return _key(envelope.thread_id, envelope.producer, broadcast=isinstance(envelope.fact, Initialize))
 
 
 def _spawn_parent(source: Any) -> str | None:

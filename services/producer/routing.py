@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Final
 
 from reducer.reviews import SETTLING_RESPONSE_METHODS
+from schemas.keys import request_id_key, unrouted_key
 from schemas.protocol import RequestId
 
 MAX_ENTRIES: Final = 100_000
@@ -40,7 +41,7 @@ def settles_review(kind: str, response_method: str | None = None) -> bool:
 
 def fallback_key(producer_id: str) -> str:
     """Key of facts with no routable thread; equals the reducer's family key for ``thread_id=None``."""
-    return f"~unrouted/{producer_id}"
+    return unrouted_key(producer_id)
 
 
 class _Bounded(OrderedDict[str, str]):
@@ -53,10 +54,6 @@ class _Bounded(OrderedDict[str, str]):
         self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
-
-
-def _request_key(request_id: RequestId) -> str:
-    return f"i{request_id}" if isinstance(request_id, int) else f"s{request_id}"
 
 
 class Router:
@@ -80,23 +77,23 @@ class Router:
             self._parent.put(thread_id, parent_thread_id)
 
     def remember_server_request(self, request_id: RequestId, thread_id: str) -> None:
-        self._server_requests.put(_request_key(request_id), self.root(thread_id))
+        self._server_requests.put(request_id_key(request_id), self.root(thread_id))
 
     def answer_server_request(self, request_id: RequestId, *, settles: bool) -> str | None:
         """Root thread of the server request ``request_id`` answers; forgotten only if the answer ``settles``
         it (:func:`settles_review`), so a later answer that does settle it is still routed. Routes of
         requests never settled are evicted oldest first at the map's limit."""
-        key = _request_key(request_id)
+        key = request_id_key(request_id)
         root = self._server_requests.pop(key, None) if settles else self._server_requests.get(key)
         if root is None:
             self.unrouted += 1
         return root
 
     def remember_client_request(self, connection_id: int, request_id: RequestId, thread_id: str) -> None:
-        self._client_requests.put(f"{connection_id}/{_request_key(request_id)}", self.root(thread_id))
+        self._client_requests.put(f"{connection_id}/{request_id_key(request_id)}", self.root(thread_id))
 
     def answer_client_request(self, connection_id: int, request_id: RequestId) -> str | None:
-        root = self._client_requests.pop(f"{connection_id}/{_request_key(request_id)}", None)
+        root = self._client_requests.pop(f"{connection_id}/{request_id_key(request_id)}", None)
         if root is None:
             self.unrouted += 1
         return root

@@ -31,6 +31,7 @@ from typing import Final
 import httpx
 import msgspec
 
+from schemas.http import EVENTS_PATH
 from services.config import Secret
 from services.errors import (
     ConfigError,
@@ -42,7 +43,6 @@ from services.errors import (
 )
 
 __all__ = [
-    "EVENTS_PATH",
     "EXCERPT_LIMIT",
     "EndpointClient",
     "RetryPolicy",
@@ -51,9 +51,6 @@ __all__ = [
     "idempotency_key",
     "parse_retry_after",
 ]
-
-EVENTS_PATH: Final = "/codex/analytics-events/events"
-"""Appended to the configured base URL, as codex's ``send_track_events`` does."""
 
 EXCERPT_LIMIT: Final = 1024
 """Most bytes of a response body kept for logs and dead-letter headers."""

@@ -47,7 +47,18 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from reducer.batching import is_isolated_event_type, request_body, split_batches
+from reducer.batching import is_isolated_event_type, split_batches
+from schemas.headers import (
+    DLQ_HTTP_RESPONSE,
+    DLQ_HTTP_STATUS,
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    EVENT_TYPE_HEADER,
+    ROW_ID_HEADER,
+    Headers,
+    source_headers,
+)
+from schemas.http import request_body
 from services.config import SenderConfig
 from services.errors import (
     ConfigError,
@@ -55,21 +66,12 @@ from services.errors import (
     EndpointMisconfigured,
     PayloadTooLarge,
     PermanentDeliveryError,
-    TransientDeliveryError,
 )
+from services.freshness import OldestUnfinished
 from services.metrics import SenderMetrics
 from services.sender.client import EndpointClient, RetryPolicy, idempotency_key
 
 __all__ = [
-    "DLQ_DETAIL",
-    "DLQ_REASON",
-    "DLQ_RESPONSE_EXCERPT",
-    "DLQ_SOURCE_OFFSET",
-    "DLQ_SOURCE_PARTITION",
-    "DLQ_SOURCE_TOPIC",
-    "DLQ_STATUS",
-    "EVENT_TYPE_HEADER",
-    "ROW_ID_HEADER",
     "OutboundRow",
     "Sender",
     "create_consumer",
@@ -79,19 +81,6 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("services.sender")
-
-# Headers of records on the events topic (written by the reducer service).
-ROW_ID_HEADER: Final = "row-id"
-EVENT_TYPE_HEADER: Final = "event-type"
-
-# Headers the sender adds to dead-lettered rows (next to the row's own row-id and event-type).
-DLQ_REASON: Final = "reason"  # rejected | payload_too_large | malformed_record
-DLQ_STATUS: Final = "status"  # HTTP status of the refusal
-DLQ_RESPONSE_EXCERPT: Final = "response-excerpt"  # start of the response body, at most 1 KiB
-DLQ_DETAIL: Final = "detail"  # what is wrong with a malformed record
-DLQ_SOURCE_TOPIC: Final = "source-topic"
-DLQ_SOURCE_PARTITION: Final = "source-partition"
-DLQ_SOURCE_OFFSET: Final = "source-offset"
 
 _CLIENT_ID: Final = "review-analytics-sender"
 COMMIT_INTERVAL_S: Final = 1.0
@@ -113,6 +102,7 @@ class OutboundRow:
         row_id: Deterministic unique id of the row (``row-id`` header).
         event_type: The row's event type (``event-type`` header); decides isolation.
         defect: Why the record breaks the topic contract and cannot be sent, or ``None``.
+        timestamp_ms: The record's timestamp (when the reducer wrote the row), or ``None``.
     """
 
     offset: int
@@ -121,6 +111,7 @@ class OutboundRow:
     row_id: str
     event_type: str
     defect: str | None = None
+    timestamp_ms: int | None = None
 
     @property
     def thread_id(self) -> str | None:
@@ -151,8 +142,9 @@ def row_from_record(record: Any) -> OutboundRow:
         elif name == EVENT_TYPE_HEADER and not seen_event_type:
             seen_event_type, event_type = True, _text(raw)
     value = record.value
+    timestamp = getattr(record, "timestamp", None)
     if value and row_id and event_type:
-        return OutboundRow(record.offset, record.key, value, row_id, event_type)
+        return OutboundRow(record.offset, record.key, value, row_id, event_type, timestamp_ms=timestamp)
     problems = []
     if not value:
         problems.append("the record has no value")
@@ -167,6 +159,7 @@ def row_from_record(record: Any) -> OutboundRow:
         row_id=row_id or "",
         event_type=event_type or "",
         defect="; ".join(problems),
+        timestamp_ms=timestamp,
     )
 
 
@@ -180,12 +173,14 @@ def _size(row: OutboundRow) -> int:
     return len(row.value)
 
 
-def create_consumer(config: SenderConfig) -> AIOKafkaConsumer:
+def create_consumer(config: SenderConfig, *, client_id: str = _CLIENT_ID) -> AIOKafkaConsumer:
     """The sender's consumer: ``read_committed`` (only rows of committed reducer transactions), manual
-    commits, and ``earliest`` for a new group, so a fresh deployment delivers the topic from its start."""
+    commits, and ``earliest`` for a new group, so a fresh deployment delivers the topic from its start.
+    ``client_id``: distinct per replica in production (:func:`services.config.instance_client_id`)."""
     return AIOKafkaConsumer(
-        **config.kafka.client_kwargs(client_id=_CLIENT_ID),
+        **config.kafka.client_kwargs(client_id=client_id),
         group_id=config.group_id,
+        group_instance_id=config.group_instance_id,
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -193,10 +188,10 @@ def create_consumer(config: SenderConfig) -> AIOKafkaConsumer:
     )
 
 
-def create_producer(config: SenderConfig) -> AIOKafkaProducer:
+def create_producer(config: SenderConfig, *, client_id: str = _CLIENT_ID) -> AIOKafkaProducer:
     """The dead-letter producer: idempotent, ``acks=all``; each send is awaited before the next commit."""
     return AIOKafkaProducer(
-        **config.kafka.client_kwargs(client_id=_CLIENT_ID),
+        **config.kafka.client_kwargs(client_id=client_id),
         acks="all",
         enable_idempotence=True,
     )
@@ -262,6 +257,8 @@ class Sender:
         self._next_chunks: dict[TopicPartition, _Chunk] = {}
         """Per partition: the chunk fetched while its worker delivers the previous one (partition paused)."""
         self._failure: BaseException | None = None
+        self._oldest = OldestUnfinished(metrics.oldest_unfinished_age)
+        """Per partition: the first row of the batch being delivered (the oldest not acknowledged)."""
         self._announced: dict[TopicPartition, tuple[int, int]] = {}
         """Per partition: (first, last) offset of a tail batch a previous owner announced and never committed."""
 
@@ -358,6 +355,7 @@ class Sender:
         finally:
             if self._workers.get(tp) is me:  # else revoked: the rebalance listener already forgot it
                 del self._workers[tp]
+                self._oldest.set(tp.partition, None)
                 # A chunk still waiting when the worker stopped early (partition lost, stopping, failure) is
                 # dropped uncommitted: the partition's next owner, or the next run, sends it again.
                 dropped = self._next_chunks.pop(tp, None)
@@ -388,6 +386,7 @@ class Sender:
                     _log.info("chunk_left_for_restart", batches_left=len(batches) - index, from_offset=batch[0].offset)
                     break
                 is_tail = index == len(batches) - 1
+                self._oldest.set(tp.partition, batch[0].timestamp_ms)
                 if is_tail:
                     await self._announce_tail_batch(tp, batch)  # also commits everything settled before it
                     settled = None
@@ -494,7 +493,7 @@ class Sender:
             except DeliveryError as error:
                 latency = time.monotonic() - started
                 self._observe_request(len(rows), len(body), latency, _status_class(error.status, error.reason))
-                if not isinstance(error, TransientDeliveryError):
+                if not error.retriable:
                     _log.warning(
                         "batch_sent",
                         **context,
@@ -558,18 +557,14 @@ class Sender:
         detail: str | None = None,
     ) -> None:
         """Write ``row`` to the dead-letter topic and wait for Kafka's acknowledgement."""
-        headers: list[tuple[str, bytes]] = [(DLQ_REASON, reason.encode())]
+        headers: Headers = [(DLQ_REASON, reason.encode())]
         if status is not None:
-            headers.append((DLQ_STATUS, str(status).encode()))
+            headers.append((DLQ_HTTP_STATUS, str(status).encode()))
         if excerpt is not None:
-            headers.append((DLQ_RESPONSE_EXCERPT, excerpt.encode()))
+            headers.append((DLQ_HTTP_RESPONSE, excerpt.encode()))
         if detail is not None:
-            headers.append((DLQ_DETAIL, detail.encode()))
-        headers += [
-            (DLQ_SOURCE_TOPIC, tp.topic.encode()),
-            (DLQ_SOURCE_PARTITION, str(tp.partition).encode()),
-            (DLQ_SOURCE_OFFSET, str(row.offset).encode()),
-        ]
+            headers.append((DLQ_MESSAGE, detail.encode()))
+        headers += source_headers(tp.topic, tp.partition, row.offset)
         if row.row_id:
             headers.append((ROW_ID_HEADER, row.row_id.encode()))
         if row.event_type:
@@ -601,6 +596,7 @@ class Sender:
         """Drop the uncommitted work of revoked partitions: their next owner starts from the committed offset."""
         cancelled = []
         for tp in revoked:
+            self._oldest.forget(tp.partition)
             self._next_chunks.pop(tp, None)
             task = self._workers.pop(tp, None)
             if task is not None:

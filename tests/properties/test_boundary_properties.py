@@ -21,7 +21,7 @@ import reducer.core
 from reducer.boundary import PartitionReducer
 from reducer.limits import Limits
 from reducer.snapshot import snapshot
-from services.demo.generator import Workload
+from tools.demo.generator import Workload
 
 TTL = 24 * 3600 * 1000
 SETTINGS = settings(

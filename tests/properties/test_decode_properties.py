@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from schemas import bounds
 from schemas.codec import FactDecodeError, decode_fact, encode_fact
 from schemas.facts import FactEnvelope
-from services.demo.generator import Workload
 from tests.support.documents import mutate, paths, value_at
+from tools.demo.generator import Workload
 
 FUZZ_SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REASONS = {"undecodable", "unsupported_version", "invalid", "oversized", "too_deep"}

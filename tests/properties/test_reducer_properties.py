@@ -31,8 +31,8 @@ from schemas.facts import (
     SkillInvoked,
 )
 from schemas.state import PartitionState
-from services.demo.generator import Workload
 from tests.support import builders as b
+from tools.demo.generator import Workload
 
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reducer.batching import BODY_OVERHEAD, is_isolated_event_type, request_body, split_batches
+from reducer.batching import is_isolated_event_type, split_batches
+from schemas.http import BODY_OVERHEAD, request_body
 
 ALF = "codex_accepted_line_fingerprints"
 REGULAR = "codex_review_event"

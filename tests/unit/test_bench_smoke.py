@@ -1,7 +1,7 @@
 """``bench --smoke``: the performance suite runs end to end on the session broker and reports every case.
 
-Only completion is asserted (every case B1..B7 reported, with measured runs and no error); the figures of a
-smoke run are far too small to judge targets. The full run is ``bench`` (docs/performance.md).
+Only completion is asserted (every case of the smoke plan, B1..B7, reported, with measured runs and no
+error); the figures of a smoke run are far too small to judge targets. The full run is ``bench`` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.bench.plan import CASES
-from services.localkafka import BrokerHandle
+from tools.bench.plan import SMOKE
+from tools.localkafka import BrokerHandle
 
 pytestmark = pytest.mark.kafka
 
@@ -26,7 +26,7 @@ def test_bench_smoke_reports_every_case(kafka_broker: BrokerHandle, tmp_path: Pa
     command = [
         sys.executable,
         "-m",
-        "services.bench",
+        "tools.bench",
         "--smoke",
         "--bootstrap",
         kafka_broker.bootstrap,
@@ -42,7 +42,7 @@ def test_bench_smoke_reports_every_case(kafka_broker: BrokerHandle, tmp_path: Pa
 
     document = json.loads(out.read_text())
     reported = {case["case"]: case for case in document["cases"]}
-    assert sorted(reported) == sorted(CASES)
+    assert sorted(reported) == sorted(SMOKE.cases)
     for name, case in reported.items():
         assert case["error"] is None, f"{name}: {case['error']}"
         assert case["rows"], f"{name} reported no measurement"

@@ -9,11 +9,12 @@ import pytest
 
 import reducer.reviews
 from reducer.boundary import BatchResult, PartitionReducer
+from reducer.context import connection_key
 from reducer.limits import Limits
-from reducer.snapshot import snapshot
+from reducer.snapshot import CONNECTION_PREFIX, FAMILY_PREFIX, WATERMARK_KEY, snapshot
 from schemas.codec import encode_fact
 from schemas.events import ReviewEvent
-from schemas.facts import FactEnvelope, ServerResponseFact
+from schemas.facts import FactEnvelope, Initialize, ServerResponseFact
 from tests.support.builders import (
     review_prerequisites,
     sample_command_approval_request,
@@ -308,3 +309,29 @@ def test_a_family_broken_by_an_earlier_fact_of_the_batch_is_redone_not_raised(mo
     monkeypatch.setattr(reducer.reviews, "on_server_request", real)
     clean, _ = _run(_without(raw, {2}), max_record_bytes=6_000)
     assert _state_of(partition) == _state_of(clean)
+
+
+def test_a_batch_reports_the_families_and_connections_it_changed_and_each_has_a_changelog_record() -> None:
+    facts = [*_review_stream(), *_threads("gone", 3, 1_000)]
+    reducer = PartitionReducer(idle_ttl_ms=TTL)
+    result = reducer.run(_raw(facts))
+
+    initialize = sample_initialize()
+    assert isinstance(initialize.fact, Initialize)
+    assert result.connections == [connection_key(initialize.producer, initialize.fact.connection_id)]
+    assert set(result.families) == {fact.thread_id for fact in facts if fact.thread_id is not None}
+    assert {key for key, _ in result.changelog} == {
+        *(FAMILY_PREFIX + key for key in result.families),
+        *(CONNECTION_PREFIX + key for key in result.connections),
+        WATERMARK_KEY,
+    }
+    later = reducer.run(_raw([sample_command_approval_request(44)]))
+    assert later.connections == []
+    assert later.families == ["thread-1"]
+
+
+def test_run_all_reduces_a_stream_in_batches_like_run_on_each_batch() -> None:
+    raw = _raw(_review_stream())
+    by_run_all = [_rows(result) for result in PartitionReducer(idle_ttl_ms=TTL).run_all(raw, batch=2)]
+    by_hand = PartitionReducer(idle_ttl_ms=TTL)
+    assert by_run_all == [_rows(by_hand.run(raw[start : start + 2])) for start in range(0, len(raw), 2)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 from reducer.limits import DEFAULT_MAX_RECORD_BYTES
-from services.processor.deadletter import TRUNCATED_PREFIX, dead_letter, header, record_size
+from schemas.headers import header
+from services.processor.deadletter import TRUNCATED_PREFIX, dead_letter, record_size
 
 
 def test_dead_letter_keeps_the_original_bytes_and_names_reason_exception_and_source() -> None:

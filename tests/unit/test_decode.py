@@ -19,8 +19,8 @@ from schemas.codec import (
     decode_fact,
 )
 from schemas.facts import FactEnvelope
-from services.demo.generator import Workload
 from tests.support.documents import mutate, paths
+from tools.demo.generator import Workload
 
 ABORTED = {"kind": "server_request_aborted", "completed_at_ms": 1042, "request_id": 61}
 

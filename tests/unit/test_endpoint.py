@@ -15,7 +15,8 @@ import httpx
 import msgspec
 import pytest
 
-from services.demo.endpoint import EVENTS_PATH, RecordingEndpoint
+from schemas.http import EVENTS_PATH
+from tools.demo.endpoint import RecordingEndpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -288,7 +289,7 @@ def test_endpoint_runs_as_a_subprocess_driven_over_http() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.demo.endpoint", "--port", str(port), "--log-level", "WARNING"],
+        [sys.executable, "-m", "tools.demo.endpoint", "--port", str(port), "--log-level", "WARNING"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -321,7 +322,7 @@ def test_endpoint_runs_as_a_subprocess_driven_over_http() -> None:
 
 def test_endpoint_help_lists_the_control_api() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.demo.endpoint", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "tools.demo.endpoint", "--help"], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert "/_control/faults" in result.stdout
     assert "--record-file" in result.stdout

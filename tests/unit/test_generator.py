@@ -1,4 +1,4 @@
-"""``services.demo.generator``: a deterministic, decodable, realistic fact stream with counted poison."""
+"""``tools.demo.generator``: a deterministic, decodable, realistic fact stream with counted poison."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from schemas.codec import FactDecodeError, decode_fact
-from services.demo.generator import (
+from tools.demo.generator import (
     COMMAND_DECISIONS,
     COMMAND_REQUEST_VARIANTS,
     GUARDIAN_ACTIONS,
@@ -23,7 +23,7 @@ from services.demo.generator import (
     write_jsonl,
 )
 
-SAMPLE = Path(__file__).parents[2] / "services" / "demo" / "sample_facts.jsonl"
+SAMPLE = Path(__file__).parents[2] / "tools" / "demo" / "sample_facts.jsonl"
 
 
 def _good(facts: list[GeneratedFact]) -> list[GeneratedFact]:
@@ -256,7 +256,7 @@ def test_bundled_sample_is_the_seed_7_stream_without_poison() -> None:
     stream = io.BytesIO()
     write_jsonl(stream, Workload(7, 20).facts())
 
-    assert SAMPLE.read_bytes() == stream.getvalue(), "regenerate with the command in services/demo/generator.py"
+    assert SAMPLE.read_bytes() == stream.getvalue(), "regenerate with the command in tools/demo/generator.py"
     assert 250 <= SAMPLE.read_bytes().count(b"\n") <= 450
 
 

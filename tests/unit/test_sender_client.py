@@ -15,6 +15,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from schemas.http import EVENTS_PATH
 from services.config import Secret
 from services.errors import (
     AnalyticsError,
@@ -26,7 +27,6 @@ from services.errors import (
     TransientDeliveryError,
 )
 from services.sender.client import (
-    EVENTS_PATH,
     EXCERPT_LIMIT,
     EndpointClient,
     RetryPolicy,

@@ -19,7 +19,7 @@ def test_sender_metric_names_are_prefixed_and_stable() -> None:
     metrics.rows_delivered.inc(3)
     metrics.rows_dead_lettered.labels("rejected").inc()
     metrics.commits.inc()
-    metrics.consumer_lag.labels("g", "events", "0").set(7)
+    metrics.lag.records.labels("g", "events", "0").set(7)
 
     text = generate_latest(registry).decode()
 

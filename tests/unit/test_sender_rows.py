@@ -45,6 +45,7 @@ def test_a_record_following_the_contract_becomes_a_sendable_row() -> None:
         value=b'{"event_type":"codex_review_event","event_params":{}}',
         row_id="facts-0-41-0",
         event_type="codex_review_event",
+        timestamp_ms=0,  # the record's timestamp: the sender exports the age of its oldest unacknowledged row
     )
     assert row.defect is None
     assert row.thread_id == "thread-1"

@@ -7,7 +7,7 @@ Usage::
     python -m tools.differential --corpus        # the committed golden corpus, no Rust needed
 
 Input: fact envelope files (JSON lines, as ``replay`` reads them), or generated workloads
-(``--seed``, one :class:`services.demo.generator.Workload` per seed). Exit status 0 when every row is
+(``--seed``, one :class:`tools.demo.generator.Workload` per seed). Exit status 0 when every row is
 identical apart from the differences documented in docs/differences.md and no fact failed to convert;
 1 otherwise; 2 on usage errors.
 """
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.demo.generator import Workload
+from tools.demo.generator import Workload
 from tools.differential.corpus import CORPUS_DIR, facts_sha256, read, workload_facts
 from tools.differential.documented import DEFAULT_PATH, DocumentedDifferencesError, load
 from tools.differential.runner import Report, compare, compare_results, read_envelopes

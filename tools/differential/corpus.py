@@ -2,7 +2,7 @@
 
 Each corpus file (``tests/conformance/corpus/<name>.jsonl.xz``) holds one workload:
 
-* line 1, the header: the oracle's upstream commit, the :class:`services.demo.generator.Workload`
+* line 1, the header: the oracle's upstream commit, the :class:`tools.demo.generator.Workload`
   parameters, the number of facts and the SHA-256 of the fact stream (the facts themselves are
   regenerated from the parameters; a generator change that alters them shows as a hash mismatch, and
   the corpus must then be rebuilt);
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from services.demo.generator import Workload
+from tools.demo.generator import Workload
 from tools.differential.runner import OracleResult, run_oracle
 
 CORPUS_DIR: Final = Path(__file__).resolve().parents[2] / "tests" / "conformance" / "corpus"

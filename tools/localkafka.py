@@ -33,7 +33,7 @@ Errors (each message says what to do)::
           ├── BrokerAlreadyRunning the data dir's pid file names a live broker
           └── BrokerStartFailed   the JVM exited or was not ready in time (message ends with the log tail)
 
-Command line: ``python -m services.localkafka {install,start,stop,status,restart,kill} --help``.
+Command line: ``python -m tools.localkafka {install,start,stop,status,restart,kill} --help``.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class Installation:
 
 _POM_TEMPLATE: Final = """\
 <?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by services/localkafka.py only to resolve the broker's runtime classpath. Safe to delete. -->
+<!-- Written by tools/localkafka.py only to resolve the broker's runtime classpath. Safe to delete. -->
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.review-analytics</groupId>
@@ -290,7 +290,7 @@ _POM_TEMPLATE: Final = """\
 # log4j2 writes to stdout, which start() appends to <data dir>/logs/broker.log together with anything the JVM
 # prints before logging is up (bad flags, UnsupportedClassVersionError): one file, in order, per broker.
 _LOG4J2_PROPERTIES: Final = """\
-# Written by services/localkafka.py. The broker's stdout goes to <data dir>/logs/broker.log.
+# Written by tools/localkafka.py. The broker's stdout goes to <data dir>/logs/broker.log.
 status = warn
 name = review-analytics-local-kafka
 # Kafka logs its own shutdown from a JVM shutdown hook; log4j's hook would stop logging halfway through it.
@@ -435,6 +435,31 @@ class BrokerConfig:
     heap: str = DEFAULT_HEAP
     overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra or replacement ``server.properties`` entries, applied last."""
+    extra_listeners: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """More client listeners, ``{name: port}``; each name is also its protocol (``SSL``, ``SASL_SSL``): see
+    ``tools.kafka_security``, which also supplies their ``overrides``."""
+    format_args: Sequence[str] = ()
+    """Extra ``kafka-storage format`` arguments (``--add-scram ...``), used on a data dir's first start only."""
+    node_id: int = NODE_ID
+    voters: tuple[tuple[int, int], ...] = ()
+    """The KRaft quorum as ``(node id, controller port)`` pairs; empty: a quorum of this node alone. Every
+    node of a cluster (``tools.kafkacluster``) is a voter, so the cluster size is ``len(voters)``."""
+    cluster_id: str | None = None
+    """The id the storage is formatted with on the first start (all nodes of a cluster share one); None: new."""
+
+    @property
+    def quorum(self) -> tuple[tuple[int, int], ...]:
+        return self.voters or ((self.node_id, self.controller_port),)
+
+    @property
+    def replication(self) -> int:
+        """Replication factor of Kafka's internal topics: the cluster size, at most 3."""
+        return min(3, len(self.quorum))
+
+    @property
+    def min_insync(self) -> int:
+        """``min.insync.replicas``: 2 from replication factor 3 on (one replica may be down), else 1."""
+        return 2 if self.replication >= 3 else 1
 
     @property
     def bootstrap(self) -> str:
@@ -457,31 +482,46 @@ class BrokerConfig:
     def log_path(self) -> Path:
         return self.data_dir / "logs" / "broker.log"
 
-    def server_properties(self) -> dict[str, str]:
-        """The broker settings: a one-node KRaft combined broker+controller that supports transactions."""
-        properties = {
-            # KRaft, one node that is both broker and controller, static quorum of one voter.
-            "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            "controller.quorum.voters": f"{NODE_ID}@{HOST}:{self.controller_port}",
+    def listener_properties(self) -> dict[str, str]:
+        """This node's listeners: PLAINTEXT for clients and brokers, CONTROLLER for the KRaft quorum.
+
+        The one place listeners are spelled; a caller adds more per node through ``overrides`` (e.g. the
+        ``configure`` hook of ``tools.kafkacluster.start_cluster``), extending these same keys."""
+        return {
             "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
+        }
+
+    def server_properties(self) -> dict[str, str]:
+        """The node's settings: a KRaft combined broker+controller that supports transactions, alone or as
+        one voter of a cluster (``voters``)."""
+        replication, min_insync = str(self.replication), str(self.min_insync)
+        properties = {
+            # KRaft: every node is both broker and controller, in a static quorum of all nodes.
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(f"{node}@{HOST}:{port}" for node, port in self.quorum),
+            **self.listener_properties(),
             "log.dirs": str(self.log_dir),
             # Topics exist only when created on purpose, with one partition unless asked otherwise.
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
-            # Internal topics on one node: replication factor and min ISR 1; fewer partitions than the
-            # default 50 so the first group or transaction does not wait for 50 partitions to be created.
-            "offsets.topic.replication.factor": "1",
+            # Replication: the cluster size (at most 3) for internal topics and as the default; min ISR 2 from
+            # 3 replicas on, so a write survives one broker down and none is acknowledged by one broker alone.
+            # Fewer internal partitions than the default 50 so the first group or transaction does not wait
+            # for 50 partitions to be created.
+            "default.replication.factor": replication,
+            "min.insync.replicas": min_insync,
+            "offsets.topic.replication.factor": replication,
             "offsets.topic.num.partitions": "5",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_insync,
             "transaction.state.log.num.partitions": "5",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_insync,
             # After a crash (kill -9) the controller refuses the restarted broker's registration until the old
             # incarnation's session expires: 9 s by default, 3 s here. Heartbeats never leave this JVM.
             "broker.heartbeat.interval.ms": "500",
@@ -496,11 +536,15 @@ class BrokerConfig:
             "transaction.max.timeout.ms": "300000",
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         }
+        for name, port in self.extra_listeners.items():
+            properties["listeners"] += f",{name}://{HOST}:{port}"
+            properties["advertised.listeners"] += f",{name}://{HOST}:{port}"
+            properties["listener.security.protocol.map"] += f",{name}:{name}"
         properties.update(self.overrides)
         return properties
 
     def render(self) -> str:
-        lines = ["# Written by services/localkafka.py on every start; edits are overwritten."]
+        lines = ["# Written by tools/localkafka.py on every start; edits are overwritten."]
         lines += [f"{key}={value}" for key, value in self.server_properties().items()]
         return "\n".join(lines) + "\n"
 
@@ -514,7 +558,17 @@ class BrokerConfig:
                 f"{data_dir / 'server.properties'} has no PLAINTEXT and CONTROLLER listeners; start the broker "
                 "with `scripts/kafka start` to rewrite it."
             )
-        return cls(port=int(ports["PLAINTEXT"]), controller_port=int(ports["CONTROLLER"]), data_dir=data_dir)
+        voters = tuple(
+            (int(node), int(port))
+            for node, port in re.findall(r"(\d+)@[^:,]+:(\d+)", properties.get("controller.quorum.voters", ""))
+        )
+        return cls(
+            port=int(ports["PLAINTEXT"]),
+            controller_port=int(ports["CONTROLLER"]),
+            data_dir=data_dir,
+            node_id=int(properties.get("node.id", NODE_ID)),
+            voters=voters if len(voters) > 1 else (),
+        )
 
 
 def _parse_properties(path: Path) -> dict[str, str]:
@@ -564,6 +618,7 @@ class BrokerHandle:
         self._home = home
         self._process = process  # None when attached through a pid file (we are not the parent)
         self._pid = pid
+        self._spawned_at = time.monotonic()
         self.startup_seconds: float | None = None
         """How long the last start took, from launching the JVM to a successful metadata request."""
 
@@ -607,13 +662,39 @@ class BrokerHandle:
             self._signal(signal.SIGKILL)
             self._wait_exit(10.0)
 
+    def pause(self) -> None:
+        """SIGSTOP the broker: it neither answers nor heartbeats until :meth:`resume` (a long GC pause)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a broker stopped by :meth:`pause`."""
+        self._signal(signal.SIGCONT)
+
     def restart(self, ready_timeout: float = 60.0) -> None:
         """Stop the broker if it runs, then start it again on the same ports and data dir."""
         self.stop()
         process, elapsed = _launch(self.config, install(self._home), find_java(), ready_timeout)
         self._process, self._pid, self.startup_seconds = process, process.pid, elapsed
 
+    def start_again(self) -> None:
+        """Launch the JVM of a stopped or killed broker without waiting; :meth:`wait_ready` waits.
+
+        For nodes of a cluster that cannot be ready alone (a quorum needs a majority of voters running)."""
+        if self.is_running():
+            raise BrokerAlreadyRunning(f"{self!r} is still running")
+        self._process = _spawn(self.config, install(self._home), find_java())
+        self._pid = self._process.pid
+        self._spawned_at = time.monotonic()
+
+    def wait_ready(self, ready_timeout: float = 60.0) -> None:
+        """Wait until a broker launched by :meth:`start_again` answers; kill it and raise if it does not."""
+        assert self._process is not None, "wait_ready follows start_again"
+        _await_ready(self._process, self.config, ready_timeout)
+        self.startup_seconds = time.monotonic() - self._spawned_at
+
     def _signal(self, signum: signal.Signals) -> None:
+        if self._pid <= 0:  # a handle of a node that was not running when attached
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._pid, signum)
 
@@ -640,6 +721,8 @@ def start(
     data_dir: Path | None = None,
     heap: str = DEFAULT_HEAP,
     overrides: Mapping[str, str] | None = None,
+    extra_listeners: Mapping[str, int] | None = None,
+    format_args: Sequence[str] = (),
     home: Path | None = None,
     ready_timeout: float = 60.0,
 ) -> BrokerHandle:
@@ -662,6 +745,8 @@ def start(
         data_dir=(data_dir or default_data_dir()).resolve(),
         heap=heap,
         overrides=dict(overrides or {}),
+        extra_listeners=dict(extra_listeners or {}),
+        format_args=tuple(format_args),
     )
     home = (home or default_kafka_home()).resolve()
     installation = install(home)
@@ -670,7 +755,7 @@ def start(
     if running is not None:
         raise BrokerAlreadyRunning(
             f"a broker (pid {running.pid}, {running.bootstrap}) is already running on {config.data_dir}; "
-            "stop it first (`scripts/kafka stop`) or attach to it with services.localkafka.attach()."
+            "stop it first (`scripts/kafka stop`) or attach to it with tools.localkafka.attach()."
         )
     process, elapsed = _launch(config, installation, java, ready_timeout)
     handle = BrokerHandle(config, home=home, pid=process.pid, process=process)
@@ -727,6 +812,26 @@ def _launch(
 ) -> tuple[subprocess.Popen[bytes], float]:
     """Write the config, format if needed, launch the JVM and wait for readiness. Returns (process, seconds)."""
     started = time.monotonic()
+    process = _spawn(config, installation, java)
+    _await_ready(process, config, ready_timeout)
+    return process, time.monotonic() - started
+
+
+def _await_ready(process: subprocess.Popen[bytes], config: BrokerConfig, ready_timeout: float) -> None:
+    """Wait for readiness; on failure kill the JVM, remove the pid file and re-raise."""
+    try:
+        _wait_until_ready(process, config, time.monotonic() + ready_timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        config.pid_path.unlink(missing_ok=True)
+        raise
+
+
+def _spawn(config: BrokerConfig, installation: Installation, java: str) -> subprocess.Popen[bytes]:
+    """Check the ports, write the config, format the storage on the first start, launch the JVM in its own
+    process group with output appended to the broker log, and write the pid file. Does not wait."""
     for port in (config.port, config.controller_port):
         if not _port_is_free(port):
             raise PortInUse(
@@ -763,15 +868,7 @@ def _launch(
             start_new_session=True,
         )
     config.pid_path.write_text(f"{process.pid}\n")
-    try:
-        _wait_until_ready(process, config, time.monotonic() + ready_timeout)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        config.pid_path.unlink(missing_ok=True)
-        raise
-    return process, time.monotonic() - started
+    return process
 
 
 def _format_storage(config: BrokerConfig, installation: Installation, java: str) -> None:
@@ -784,9 +881,10 @@ def _format_storage(config: BrokerConfig, installation: Installation, java: str)
         "kafka.tools.StorageTool",
         "format",
         "-t",
-        _new_cluster_id(),
+        config.cluster_id or _new_cluster_id(),
         "-c",
         str(config.properties_path),
+        *config.format_args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     with config.log_path.open("a") as log_file:
@@ -815,7 +913,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], config: BrokerConfig, de
                 f"--- last {_LOG_TAIL_LINES} lines of the broker log ---\n{_file_tail(config.log_path)}"
             )
         if _port_accepts(config.port):
-            problem = _metadata_problem(config.bootstrap)
+            problem = _metadata_problem(config.bootstrap, config.node_id)
             if problem is None:
                 return
             last_problem = problem
@@ -828,17 +926,17 @@ def _wait_until_ready(process: subprocess.Popen[bytes], config: BrokerConfig, de
         time.sleep(0.2)
 
 
-def _metadata_problem(bootstrap: str) -> str | None:
+def _metadata_problem(bootstrap: str, node_id: int = NODE_ID) -> str | None:
     """Ask the broker for cluster metadata with aiokafka; return None on success, else what went wrong.
 
     Runs in a worker thread with its own event loop, so ``start()`` works from synchronous code, from
     pytest's synchronous fixtures, and from inside a running event loop alike.
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-probe") as pool:
-        return pool.submit(asyncio.run, _probe_metadata(bootstrap)).result()
+        return pool.submit(asyncio.run, _probe_metadata(bootstrap, node_id)).result()
 
 
-async def _probe_metadata(bootstrap: str) -> str | None:
+async def _probe_metadata(bootstrap: str, node_id: int) -> str | None:
     from aiokafka.admin import AIOKafkaAdminClient  # imported lazily: install/stop/status do not need it
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
@@ -850,8 +948,8 @@ async def _probe_metadata(bootstrap: str) -> str | None:
     finally:
         await admin.close()
     brokers = {broker["node_id"] for broker in cluster.get("brokers", [])}
-    if NODE_ID not in brokers:
-        return f"metadata lists brokers {sorted(brokers)}, not node {NODE_ID}"
+    if node_id not in brokers:
+        return f"metadata lists brokers {sorted(brokers)}, not node {node_id}"
     return None
 
 
@@ -880,7 +978,9 @@ def _port_is_free(port: int) -> bool:
 
 
 def _pid_is_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
+    """True if ``pid`` exists and is not a zombie (0 and negative pids name groups, never one process)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -935,6 +1035,7 @@ examples:
   scripts/kafka status       exit code 0 if running, 3 if not
   scripts/kafka stop         SIGTERM, then SIGKILL after --timeout seconds
   scripts/kafka kill         SIGKILL: a crash; data survives and `start` recovers it
+  scripts/kafka cluster start|stop|status   3 nodes on {HOST}:19192,19194,19196 in .cache/kafka-cluster
 
 environment:
   {HOME_ENV}  where the jars are cached (default <repo>/.cache/kafka/{KAFKA_VERSION})
@@ -944,7 +1045,7 @@ environment:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m services.localkafka",
+        prog="python -m tools.localkafka",
         description=(
             f"Install and run a real single-node Apache Kafka {KAFKA_VERSION} (KRaft, broker+controller) on "
             f"{HOST}, fetched from Maven Central with mvn and run with the local java."
@@ -986,6 +1087,22 @@ def _build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default: %(default)s)")
     add_data_dir(commands.add_parser("status", help="say whether the broker runs and where it listens"))
     add_data_dir(commands.add_parser("kill", help="SIGKILL the broker named by the pid file"))
+    cluster = commands.add_parser(
+        "cluster",
+        help="a 3-node cluster (combined broker+controller nodes, replication 3, min ISR 2)",
+        description="Start, stop or show a local 3-node KRaft cluster (tools/kafkacluster.py).",
+    )
+    cluster.add_argument("action", choices=("start", "stop", "status"))
+    cluster.add_argument(
+        "--data-dir", type=Path, default=None, help="cluster directory (default: <repo>/.cache/kafka-cluster)"
+    )
+    cluster.add_argument(
+        "--base-port",
+        type=int,
+        default=None,
+        help="node i listens on base + 2(i-1), its controller on the port after (default: 19192)",
+    )
+    cluster.add_argument("--timeout", type=float, default=90.0, help="seconds to wait (default: %(default)s)")
     return parser
 
 
@@ -1012,6 +1129,8 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 0
 
+    if command == "cluster":
+        return _run_cluster_command(args)
     data_dir: Path = args.data_dir.resolve()
     running = attach(data_dir, home=home)
     if command == "status":
@@ -1055,6 +1174,46 @@ def _run_command(args: argparse.Namespace) -> int:
     print(
         f"started Kafka {KAFKA_VERSION}: pid {handle.pid}, bootstrap {handle.bootstrap}, "
         f"ready in {handle.startup_seconds or 0.0:.1f} s, log {handle.log_path}"
+    )
+    return 0
+
+
+def _run_cluster_command(args: argparse.Namespace) -> int:
+    from tools import kafkacluster  # a module of its own; it builds on this one
+
+    base_dir: Path = (args.data_dir or kafkacluster.default_cluster_dir()).resolve()
+    cluster = kafkacluster.attach_cluster(base_dir, home=args.home)
+    running = cluster.running() if cluster is not None else []
+    action: str = args.action
+    if action == "status":
+        if cluster is None:
+            print(f"no cluster in {base_dir}")
+            return 3
+        for node in cluster.nodes:
+            state = f"running, pid {node.pid}" if node.is_running() else "not running"
+            print(f"node {node.config.node_id}: {node.bootstrap} {state}, log {node.log_path}")
+        print(f"bootstrap {cluster.bootstrap}")
+        return 0 if len(running) == len(cluster.nodes) else 3
+    if action == "stop":
+        if cluster is None or not running:
+            print(f"not running (cluster dir {base_dir})")
+            return 0
+        began = time.monotonic()
+        cluster.stop(timeout=args.timeout)
+        print(f"stopped nodes {running} in {time.monotonic() - began:.1f} s")
+        return 0
+    if cluster is not None and running:
+        print(f"already running: nodes {running}, bootstrap {cluster.bootstrap}")
+        return 0
+    options: dict[str, Any] = {"home": args.home, "ready_timeout": args.timeout}
+    if args.base_port is not None:
+        options["base_port"] = args.base_port
+    elif cluster is not None:  # a stopped cluster starts again on its own ports
+        options["ports"] = [(node.config.port, node.config.controller_port) for node in cluster.nodes]
+    started = kafkacluster.start_cluster(base_dir, **options)
+    print(
+        f"started a {len(started.nodes)}-node Kafka {KAFKA_VERSION} cluster in {started.startup_seconds or 0.0:.1f} s: "
+        f"bootstrap {started.bootstrap}, logs {base_dir}/node-*/logs/broker.log"
     )
     return 0
 

@@ -26,7 +26,7 @@ made, so answers never precede their requests. The same seed and options always 
 
 CLI (writes JSON lines, one fact per line)::
 
-    python -m services.demo.generator --seed 7 --threads 20 --out services/demo/sample_facts.jsonl
+    python -m tools.demo.generator --seed 7 --threads 20 --out tools/demo/sample_facts.jsonl
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from typing import IO, Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
-from reducer.core import UNROUTED_PREFIX
 from schemas.codec import MAX_FACT_BYTES
 from schemas.facts import SCHEMA_VERSION
+from schemas.keys import unrouted_key
 
 __all__ = [
     "DEFAULT_START_MS",
@@ -365,7 +365,7 @@ class Workload:
                 open_families.pop(index)
                 continue
             fact, thread_id = out
-            key = thread_id if thread_id is not None else UNROUTED_PREFIX + producer.name
+            key = thread_id if thread_id is not None else unrouted_key(producer.name)
             yield from emit(producer, fact, thread_id, key)
 
         # 3. Oversized records not placed yet (short streams) go at the end.
@@ -1380,11 +1380,11 @@ def _write_lines(stream: IO[bytes], facts: Iterable[GeneratedFact]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m services.demo.generator",
+        prog="python -m tools.demo.generator",
         description="Write a seeded, realistic analytics fact stream as JSON lines (one fact envelope per line).",
         epilog=(
-            "Example: python -m services.demo.generator --seed 7 --threads 20 "
-            "--out services/demo/sample_facts.jsonl (the bundled sample). "
+            "Example: python -m tools.demo.generator --seed 7 --threads 20 "
+            "--out tools/demo/sample_facts.jsonl (the bundled sample). "
             "The same options always give the same bytes."
         ),
     )

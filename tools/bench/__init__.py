@@ -1,6 +1,6 @@
 """``bench``: the performance suite of the pipeline (issue 7), every stage against its own ceiling.
 
-``python -m services.bench --help`` (or the ``bench`` console script) runs it. Each case is measured at
+``python -m tools.bench --help`` (or the ``bench`` console script) runs it. Each case is measured at
 least three times in one run and reported as min and median, next to a *baseline* (the ceiling of the
 same work) measured in the same run on the same broker, so the ratio holds on a noisy machine:
 

@@ -29,8 +29,10 @@ _REPO: str = str(Path(__file__).resolve().parents[2]).replace("\\", "/") + "/"
 class Row:
     """One line of the results table: a metric measured ``len(runs)`` times, maybe against a baseline.
 
-    ``higher_is_better`` decides which end of the runs is the "best" and how the target reads.
-    ``ratio`` is median(runs) / median(baseline). ``passed`` is None when the row has no target.
+    ``higher_is_better`` decides which end of the runs is the "best" and which the "worst".
+    ``ratio`` is median(runs) / median(baseline). Targets are judged on the worst run (issue 16: the
+    minimum of the runs for a rate, the maximum for a latency or a cost): ``worst``, and ``worst_ratio``
+    = worst run / median(baseline). ``passed`` is None when the row has no target.
     """
 
     case: str
@@ -49,6 +51,19 @@ class Row:
         if not self.runs:
             return float("nan")
         return max(self.runs) if self.higher_is_better else min(self.runs)
+
+    @property
+    def worst(self) -> float:
+        if not self.runs:
+            return float("nan")
+        return min(self.runs) if self.higher_is_better else max(self.runs)
+
+    @property
+    def worst_ratio(self) -> float | None:
+        base = self.baseline_median
+        if base is None or base == 0 or not self.runs:
+            return None
+        return self.worst / base
 
     @property
     def min(self) -> float:
@@ -81,15 +96,21 @@ class Row:
             "baseline_runs": self.baseline or None,
             "baseline_median": self.baseline_median,
             "ratio": self.ratio,
+            "worst": self.worst if self.runs else None,
+            "worst_ratio": self.worst_ratio,
             "target": self.target or None,
             "passed": self.passed,
+            "higher_is_better": self.higher_is_better,
             "note": self.note or None,
         }
 
 
 @dataclass
 class CaseReport:
-    """Everything one case (B1..B7) produced: rows, extra series for the plot, profiles of misses."""
+    """Everything one case (B1..B8) produced: rows, extra series for the plot, profiles of misses.
+
+    ``skipped`` (a reason) marks a case that could not run here and is not a failure (B8 without
+    quixstreams); ``error`` marks a case that failed."""
 
     case: str
     title: str
@@ -98,6 +119,7 @@ class CaseReport:
     profiles: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None
 
     @property
     def missed(self) -> list[Row]:
@@ -112,6 +134,7 @@ class CaseReport:
             "profiles": self.profiles,
             "notes": self.notes,
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -255,7 +278,7 @@ def _area(filename: str) -> str:
         ("/schemas/", "schemas (codec)"),
         ("/services/processor/", "services.processor"),
         ("/services/sender/", "services.sender"),
-        ("/services/bench/", "bench harness"),
+        ("/tools/bench/", "bench harness"),
         ("/services/", "services (other)"),
         ("/aiokafka/", "aiokafka"),
         ("/kafka/", "aiokafka"),
@@ -313,5 +336,3 @@ def _short(filename: str) -> str:
             return tail if marker != "/lib/python3" else "stdlib/" + tail.split("/", 1)[-1]
     cwd = os.getcwd().replace("\\", "/") + "/"
     return path[len(cwd) :] if path.startswith(cwd) else path
-
-

@@ -5,7 +5,7 @@ It accepts ``POST /codex/analytics-events/events`` with a ``{"events": [...]}`` 
 request (time, headers, parsed events, idempotency key, status returned) and answers according to a
 programmable **fault schedule**. Tests use it in-process; the demo runs it as a subprocess::
 
-    python -m services.demo.endpoint --port 18080 --record-file var/endpoint.jsonl
+    python -m tools.demo.endpoint --port 18080 --record-file var/endpoint.jsonl
 
 Faults are evaluated in the order they were added; the first one that fires answers the request, and a
 fault with a ``count`` stops firing after answering that many requests. Kinds:
@@ -38,6 +38,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -54,10 +55,9 @@ from typing import Any, Final, Self
 import msgspec
 import structlog
 
-from services.sender.client import EVENTS_PATH
+from schemas.http import EVENTS_PATH
 
 __all__ = [
-    "EVENTS_PATH",
     "FailRequests",
     "Fault",
     "RandomFailures",
@@ -76,7 +76,7 @@ Event = dict[str, Any]
 RowPredicate = Callable[[Event], bool]
 
 _CONTROL_PREFIX: Final = "/_control/"
-_log = structlog.get_logger("services.demo.endpoint")
+_log = structlog.get_logger("tools.demo.endpoint")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -417,17 +417,20 @@ class RecordingEndpoint:
         record_file: str | Path | None = None,
         expected_token: str | None = None,
         log_requests: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Args:
         host, port: Where to listen; port 0 picks a free port (see :attr:`url`).
         record_file: Append every request as one JSON line (``Authorization`` masked).
         expected_token: If set, requests without ``Authorization: Bearer <token>`` get 401.
         log_requests: Log one structured line per request (the command line turns it on).
+        tls: Serve HTTPS with this server-side context (``verify_mode=CERT_REQUIRED`` for mutual TLS).
         """
         self._address = (host, port)
         self._record_file = Path(record_file) if record_file is not None else None
         self.expected_token = expected_token
         self._log_requests = log_requests
+        self._tls = tls
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._faults: list[_Armed] = []
@@ -440,6 +443,8 @@ class RecordingEndpoint:
         """Bind and serve on a daemon thread; returns self."""
         server = _Server(self._address, _Handler)
         server.endpoint = self
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="recording-endpoint", daemon=True
@@ -475,7 +480,7 @@ class RecordingEndpoint:
     @property
     def url(self) -> str:
         """Base URL to configure the sender with (``SENDER_ENDPOINT_URL``)."""
-        return f"http://{self._address[0]}:{self.port}"
+        return f"{'https' if self._tls is not None else 'http'}://{self._address[0]}:{self.port}"
 
     @property
     def events_url(self) -> str:
@@ -643,9 +648,9 @@ class RecordingEndpoint:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``--help`` of ``python -m services.demo.endpoint``."""
+    """``--help`` of ``python -m tools.demo.endpoint``."""
     parser = argparse.ArgumentParser(
-        prog="python -m services.demo.endpoint",
+        prog="python -m tools.demo.endpoint",
         description="A loopback analytics endpoint that records every request and fails on demand "
         f"(POST {EVENTS_PATH}). Drive its faults over HTTP: POST /_control/faults.",
         epilog="""\
@@ -656,10 +661,10 @@ control API:
   GET    /_control/requests  every recorded request
   POST   /_control/reset     forget requests and faults
 fault kinds: fail, unavailable, random, throttle, stall, reset, reject_rows, too_large
-  (fields: see services/demo/endpoint.py)
+  (fields: see tools/demo/endpoint.py)
 
 example:
-  python -m services.demo.endpoint --port 18080 --record-file var/endpoint.jsonl &
+  python -m tools.demo.endpoint --port 18080 --record-file var/endpoint.jsonl &
   curl -s -XPOST localhost:18080/_control/faults -d '{"faults":[{"kind":"unavailable","seconds":30}]}'""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

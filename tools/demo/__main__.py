@@ -1,4 +1,4 @@
-"""``python -m services.demo`` (``scripts/demo``): the whole pipeline end to end on this machine.
+"""``python -m tools.demo`` (``scripts/demo``): the whole pipeline end to end on this machine.
 
 1. install and start a local Kafka broker (KRaft, 127.0.0.1, fresh data directory);
 2. create the topics (``setup-topics``);
@@ -27,23 +27,22 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from reducer import initial_state, reduce
-from schemas.codec import FactDecodeError, decode_fact
+from reducer.boundary import PartitionReducer
 from schemas.events import event_type
 from services.config import KafkaSettings, ProcessorConfig
-from services.demo.endpoint import RecordingEndpoint
-from services.demo.generator import Workload
 from services.lag import LagReader
-from services.localkafka import BrokerHandle, install, start
 from services.producer import BROADCAST, FactPublisher
-from services.setup_topics import setup
+from services.setup_topics import SetupArgs, setup
+from tools.demo.endpoint import RecordingEndpoint
+from tools.demo.generator import Workload
+from tools.localkafka import BrokerHandle, install, start
 
 GROUPS = {"review-analytics-reducer": "facts", "review-analytics-sender": "events"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m services.demo",
+        prog="python -m tools.demo",
         description="Run the pipeline end to end locally: broker, topics, endpoint, reducer, sender, a fact stream.",
         epilog="Everything runs on 127.0.0.1 and is stopped at the end; logs of the services go to --log-dir.",
     )
@@ -85,20 +84,17 @@ async def _publish(bootstrap: str, workload: Workload) -> tuple[int, Counter[str
     )
     await publisher.start()
     kinds: Counter[str] = Counter()
-    predicted: Counter[str] = Counter()
-    state = initial_state()
-    sent = 0
+    values: list[bytes] = []
     for fact in workload.facts():
         publisher.publish_encoded(BROADCAST if fact.key is None else fact.key.encode(), fact.value)
-        sent += 1
         kinds[fact.kind] += 1
-        try:
-            state, rows = reduce(state, decode_fact(fact.value))
-        except FactDecodeError:
-            continue
-        predicted.update(event_type(type(row)) for row in rows)
+        values.append(fact.value)
     await publisher.close()
-    return sent, kinds, predicted
+    predicted: Counter[str] = Counter()
+    reducer = PartitionReducer(idle_ttl_ms=ProcessorConfig().idle_ttl_ms)  # the processor's path, one partition
+    for result in reducer.run_all(values):
+        predicted.update(event_type(row.cls) for row in result.rows)
+    return len(values), kinds, predicted
 
 
 async def _lag(bootstrap: str) -> dict[str, int]:
@@ -114,7 +110,7 @@ async def run(args: argparse.Namespace, bootstrap: str, log_dir: Path) -> int:
     try:
         _say("2. topics:")
         outcome = await setup(
-            ProcessorConfig(kafka=KafkaSettings(bootstrap_servers=bootstrap)), args.partitions, None, 1
+            ProcessorConfig(kafka=KafkaSettings(bootstrap_servers=bootstrap)), SetupArgs(args.partitions)
         )
         for name, what in sorted(outcome.items()):
             _say(f"   {what:8} {name}")

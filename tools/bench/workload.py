@@ -1,4 +1,4 @@
-"""The bench workload: seeded copies of :class:`services.demo.generator.Workload`, one per repeat.
+"""The bench workload: seeded copies of :class:`tools.demo.generator.Workload`, one per repeat.
 
 Copy ``i`` uses seed ``plan.seed + i`` (so its thread ids differ from every other copy's) and starts
 one second of fact time after copy ``i - 1`` ended, so a processor that keeps its state across repeats
@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from services.bench.plan import Plan
-from services.demo.generator import DEFAULT_START_MS, Workload
+from tools.bench.plan import Plan
+from tools.demo.generator import DEFAULT_START_MS, Workload
 
 
 class _Time(msgspec.Struct):

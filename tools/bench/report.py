@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from services.bench.common import CaseReport, Row
+from tools.bench.common import CaseReport, Row
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -18,6 +18,10 @@ def _num(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}"
 
 
+def _percent(ratio: float | None) -> str:
+    return f"{100 * ratio:.0f} %" if ratio is not None else ""
+
+
 def _verdict(row: Row) -> str:
     if row.passed is None:
         return ""
@@ -25,51 +29,54 @@ def _verdict(row: Row) -> str:
 
 
 def table(reports: list[CaseReport], *, markdown: bool = False) -> str:
-    header = ["case", "measure", "unit", "min", "median", "baseline (median)", "ratio", "target", "result"]
+    """One line per row: the worst run (the minimum of a rate, the maximum of a latency or a cost) and the
+    median, the baseline's median, the ratio of the medians, the ratio of the worst run (what a target is
+    judged on), the target and its verdict."""
+    header = [
+        "case",
+        "measure",
+        "unit",
+        "worst run",
+        "median",
+        "baseline (median)",
+        "ratio",
+        "worst run ratio",
+        "target",
+        "result",
+    ]
     lines: list[list[str]] = []
     for report in reports:
+        if report.skipped:
+            lines.append([report.case, f"SKIPPED: {report.skipped}", "", "", "", "", "", "", "", "SKIP"])
+            continue
         if report.error:
-            lines.append([report.case, f"ERROR: {report.error}", "", "", "", "", "", "", "MISS"])
+            lines.append([report.case, f"ERROR: {report.error}", "", "", "", "", "", "", "", "MISS"])
             continue
         for row in report.rows:
-            low = row.min
             baseline = f"{_num(row.baseline_median)} {row.baseline_name}".strip() if row.baseline else ""
-            ratio = f"{100 * row.ratio:.0f} %" if row.ratio is not None else ""
             lines.append(
                 [
                     row.case,
                     row.name,
                     row.unit,
-                    _num(low, row.unit),
+                    _num(row.worst, row.unit),
                     _num(row.median, row.unit),
                     baseline,
-                    ratio,
+                    _percent(row.ratio),
+                    _percent(row.worst_ratio) if row.target else "",
                     row.target,
                     _verdict(row),
                 ]
             )
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        out += ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines]
-        return "\n".join(out)
-    widths = [
-        max(len(header[i]), *(len(line[i]) for line in lines)) if lines else len(header[i]) for i in range(len(header))
-    ]
-    widths[1] = min(widths[1], 62)
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            cell[: widths[i]].ljust(widths[i]) if i in (0, 1, 2, 5, 7, 8) else cell.rjust(widths[i])
-            for i, cell in enumerate(cells)
-        )
-
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *(fmt(line) for line in lines)])
+    return _render([header, *lines], markdown=markdown, left={0, 1, 2, 5, 8, 9})
 
 
 def details(reports: list[CaseReport]) -> str:
     """Notes, then the profile of every missed target (and any forced profile)."""
     parts: list[str] = []
     for report in reports:
+        if report.skipped:
+            parts.append(f"{report.case}: skipped: {report.skipped}")
         for note in report.notes:
             parts.append(f"{report.case}: {note}")
         for row in report.rows:
@@ -84,6 +91,137 @@ def details(reports: list[CaseReport]) -> str:
         for name, text in report.profiles.items():
             parts.append(f"\n== profile: {name}\n{text}")
     return "\n".join(parts)
+
+
+_LOWER_IS_BETTER_UNITS = frozenset({"ms", "CPU-ms", "bytes", "%"})
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (str(row.get("case")), str(row.get("name")))
+
+
+def _higher_is_better(row: dict[str, Any]) -> bool:
+    flag = row.get("higher_is_better")
+    if isinstance(flag, bool):
+        return flag
+    return row.get("unit") not in _LOWER_IS_BETTER_UNITS  # runs written before the flag was recorded
+
+
+def _worst_of(row: dict[str, Any]) -> float | None:
+    runs = [float(value) for value in row.get("runs") or []]
+    if not runs:
+        return None
+    return min(runs) if _higher_is_better(row) else max(runs)
+
+
+def _result_of(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    passed = row.get("passed")
+    return "" if passed is None else "PASS" if passed else "MISS"
+
+
+def _change(old: float | None, new: float | None, higher_is_better: bool) -> tuple[str, str]:
+    """The relative change from ``old`` to ``new`` and whether it is an improvement."""
+    if old is None or new is None or old == 0 or math.isnan(old) or math.isnan(new):
+        return "", ""
+    change = new / old - 1
+    if abs(change) < 0.01:
+        return f"{100 * change:+.0f} %", "same"
+    improved = (change > 0) == higher_is_better
+    return f"{100 * change:+.0f} %", "better" if improved else "worse"
+
+
+def compare(new: dict[str, Any], old: dict[str, Any], *, markdown: bool = False) -> str:
+    """Every row of run ``new`` beside the same row (case and measure) of run ``old`` (both as written by
+    :func:`to_json`): medians, their change, worst runs and verdicts. Rows only one run has are listed too,
+    with ``-`` for the other; a case that failed or was skipped shows its reason."""
+    old_rows = {_row_key(row): row for case in old.get("cases", []) for row in case.get("rows", [])}
+    lines: list[list[str]] = []
+    seen: set[tuple[str, str]] = set()
+    for case in new.get("cases", []):
+        reason = case.get("skipped") or case.get("error")
+        if reason:
+            lines.append(
+                [str(case.get("case")), f"{'SKIPPED' if case.get('skipped') else 'ERROR'}: {reason}"] + [""] * 9
+            )
+        for row in case.get("rows", []):
+            key = _row_key(row)
+            seen.add(key)
+            before = old_rows.get(key)
+            lines.append(_compare_line(row, before))
+    for key, row in old_rows.items():
+        if key not in seen:
+            lines.append(_compare_line(None, row))
+    header = [
+        "case",
+        "measure",
+        "unit",
+        "old median",
+        "new median",
+        "change",
+        "",
+        "old worst",
+        "new worst",
+        "old result",
+        "new result",
+    ]
+    return _render([header, *lines], markdown=markdown, left={0, 1, 2, 6, 9, 10}) + _digests(new, old)
+
+
+def _digests(new: dict[str, Any], old: dict[str, Any]) -> str:
+    """A line saying whether the rows digest (B1) changed; only runs of the same mode share a workload."""
+    digests = [
+        next((case["series"].get("rows_digest") for case in run.get("cases", []) if case.get("case") == "B1"), None)
+        for run in (old, new)
+    ]
+    if None in digests:
+        return ""
+    if old.get("mode") != new.get("mode"):
+        return f"\nrows digest: not comparable ({old.get('mode')} run against {new.get('mode')} run: other workloads)"
+    verdict = "same (rows byte-identical)" if digests[0] == digests[1] else "CHANGED: rows differ"
+    return f"\nrows digest: {verdict}: old {digests[0]}, new {digests[1]}"
+
+
+def _compare_line(new: dict[str, Any] | None, old: dict[str, Any] | None) -> list[str]:
+    some = new if new is not None else old
+    assert some is not None
+    unit = str(some.get("unit", ""))
+    higher = _higher_is_better(some)
+    old_median = None if old is None else old.get("median")
+    new_median = None if new is None else new.get("median")
+    change, direction = _change(old_median, new_median, higher)
+    return [
+        str(some.get("case")),
+        str(some.get("name")),
+        unit,
+        _num(old_median, unit) if old is not None else "-",
+        _num(new_median, unit) if new is not None else "-",
+        change,
+        direction,
+        _num(_worst_of(old), unit) if old is not None else "-",
+        _num(_worst_of(new), unit) if new is not None else "-",
+        _result_of(old),
+        _result_of(new),
+    ]
+
+
+def _render(lines: list[list[str]], *, markdown: bool, left: set[int]) -> str:
+    """A header line and rows as aligned text (``left``: left-aligned columns) or as a Markdown table."""
+    header, body = lines[0], lines[1:]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in body]
+        return "\n".join(out)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    widths[1] = min(widths[1], 62)
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            cell[: widths[i]].ljust(widths[i]) if i in left else cell.rjust(widths[i]) for i, cell in enumerate(cells)
+        ).rstrip()
+
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *(fmt(line) for line in body)])
 
 
 def to_json(reports: list[CaseReport], meta: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Processes the bench starts, one per role: ``python -m services.bench.child <role> [options]``.
+"""Processes the bench starts, one per role: ``python -m tools.bench.child <role> [options]``.
 
 Roles:
 
@@ -21,8 +21,12 @@ Roles:
     ``row-id`` (``<partition>:<offset>``). ``drain`` reads to the current last stable offsets and
     prints ``{"drained": true}``; on ``stop`` it writes the stamps as JSON to ``--out``. In its own
     process so that the load generator never delays a stamp.
+``quix``
+    B8's peer: a quix-streams application (``--app reducer`` or ``counter``, see :mod:`tools.bench.quixapp`)
+    plus a thread printing ``{"t": ..., "ready": true}`` then the group's committed offsets
+    (``{"t": ..., "offsets": {"p": next}}``); ``stop`` on stdin (or EOF) stops it.
 ``memory``
-    B5 in a clean process (see :func:`services.bench.offline.memory_child`); prints one JSON result.
+    B5 in a clean process (see :func:`tools.bench.offline.memory_child`); prints one JSON result.
 
 Commands on stdin (processor and passthrough): ``pause`` / ``resume`` pause and resume the consumer's
 assigned partitions (the bench publishes a repeat's facts while paused, and starts its clock at
@@ -327,7 +331,7 @@ async def _endpoint(port: int) -> None:
 async def _reader(bootstrap: str, topic: str, partitions: list[int], fetch_max_wait_ms: int, out: str) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from services.processor.partition import ROW_ID_HEADER
+    from schemas.headers import ROW_ID_HEADER
 
     control = _Control()
     consumer = AIOKafkaConsumer(
@@ -382,7 +386,7 @@ async def _reader(bootstrap: str, topic: str, partitions: list[int], fetch_max_w
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.bench.child", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.child", description=__doc__.split("\n\n")[0])
     roles = parser.add_subparsers(dest="role", required=True)
     proc = roles.add_parser("processor")
     proc.add_argument("--config", required=True, help="ProcessorConfig as JSON")
@@ -402,8 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     reader.add_argument("--partitions", required=True, help="comma-separated partition ids to read")
     reader.add_argument("--fetch-max-wait-ms", type=int, required=True)
     reader.add_argument("--out", required=True, help="file for the first-seen stamps (JSON)")
+    quix = roles.add_parser("quix")
+    quix.add_argument("--app", choices=("reducer", "counter"), required=True)
+    quix.add_argument("--bootstrap", required=True)
+    quix.add_argument("--facts", required=True)
+    quix.add_argument("--rows", required=True)
+    quix.add_argument("--group", required=True)
+    quix.add_argument("--partitions", type=int, required=True)
+    quix.add_argument("--state-dir", required=True)
     memory = roles.add_parser("memory")
-    memory.add_argument("--plan", required=True, help="services.bench.plan.Plan fields as JSON")
+    memory.add_argument("--plan", required=True, help="tools.bench.plan.Plan fields as JSON")
     args = parser.parse_args(argv)
     if args.role == "processor":
         with open(args.log, "ab") as log_stream:
@@ -415,8 +427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.role == "reader":
         partitions = [int(p) for p in args.partitions.split(",")]
         asyncio.run(_reader(args.bootstrap, args.topic, partitions, args.fetch_max_wait_ms, args.out))
+    elif args.role == "quix":
+        from tools.bench.quixapp import run_child
+
+        run_child(args.app, args.bootstrap, args.facts, args.rows, args.group, args.partitions, args.state_dir)
     elif args.role == "memory":
-        from services.bench.offline import memory_child
+        from tools.bench.offline import memory_child
 
         _emit(memory_child(json.loads(args.plan)))
     return 0

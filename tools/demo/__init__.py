@@ -2,5 +2,5 @@
 
 * ``generator``: a seeded, realistic fact stream (``Workload``) and the bundled ``sample_facts.jsonl``.
 * ``endpoint``: a recording loopback stand-in for the analytics endpoint.
-* ``__main__``: ``python -m services.demo``, the whole pipeline end to end on this machine.
+* ``__main__``: ``python -m tools.demo``, the whole pipeline end to end on this machine.
 """
