@@ -24,15 +24,21 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import os
+import socket
 import ssl
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
+from aiokafka.conn import collect_hosts
 
 from reducer.limits import DEFAULT_LIMITS, Limits
 from services.errors import ConfigError
+from services.redact import mask_url_credentials
+from services.tls import TlsFiles, client_context
 
 __all__ = [
     "KafkaSettings",
@@ -42,6 +48,7 @@ __all__ = [
     "add_config_arguments",
     "config_summary",
     "describe_settings",
+    "instance_client_id",
     "load_config",
     "setting",
 ]
@@ -129,19 +136,54 @@ class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
             "PEM file of CAs that sign the brokers' certificates (SSL protocols only; unset: the system's CAs).",
         ),
     ] = None
+    ssl_certfile: Annotated[
+        str | None,
+        setting(
+            "KAFKA_SSL_CERTFILE",
+            "PEM client certificate (chain) presented to the brokers: mutual TLS (SSL protocols only).",
+        ),
+    ] = None
+    ssl_keyfile: Annotated[
+        str | None,
+        setting(
+            "KAFKA_SSL_KEYFILE",
+            "PEM private key of KAFKA_SSL_CERTFILE (unencrypted; unset: the key is in the certificate file).",
+        ),
+    ] = None
+    allow_sasl_plaintext: Annotated[
+        bool,
+        setting(
+            "KAFKA_ALLOW_SASL_PLAINTEXT",
+            "Accept KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT, which sends the SASL exchange (with PLAIN: the "
+            "password itself) and all data unencrypted. Off: SASL_PLAINTEXT is a configuration error.",
+        ),
+    ] = False
 
     def __post_init__(self) -> None:
+        _check_bootstrap_servers(self.bootstrap_servers)
         uses_sasl = self.security_protocol.startswith("SASL_")
+        if self.security_protocol == "SASL_PLAINTEXT" and not self.allow_sasl_plaintext:
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends credentials and data unencrypted: use SASL_SSL, "
+                "or set KAFKA_ALLOW_SASL_PLAINTEXT=true to accept that"
+            )
         if uses_sasl and (not self.sasl_username or self.sasl_password is None):
             raise ValueError(
                 f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and "
                 "KAFKA_SASL_PASSWORD: set both, or use PLAINTEXT/SSL"
             )
-        if self.ssl_cafile is not None and not self.uses_tls:
-            raise ValueError(
-                f"KAFKA_SSL_CAFILE is set but KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS: "
-                "set the protocol to SSL or SASL_SSL, or unset the CA file"
-            )
+        for name, value in (
+            ("KAFKA_SSL_CAFILE", self.ssl_cafile),
+            ("KAFKA_SSL_CERTFILE", self.ssl_certfile),
+            ("KAFKA_SSL_KEYFILE", self.ssl_keyfile),
+        ):
+            if value is not None and not self.uses_tls:
+                raise ValueError(
+                    f"{name} is set but KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS: "
+                    "set the protocol to SSL or SASL_SSL, or unset it"
+                )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE: set the certificate too")
 
     @property
     def uses_tls(self) -> bool:
@@ -152,7 +194,7 @@ class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
         """Keyword arguments for any aiokafka client (consumer, producer, admin): address, TLS and SASL.
 
         Raises:
-            ConfigError: if the CA file cannot be read.
+            ConfigError: if the CA file, the client certificate or its key cannot be read.
         """
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
@@ -161,18 +203,48 @@ class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
         if client_id is not None:
             kwargs["client_id"] = client_id
         if self.uses_tls:
-            try:
-                kwargs["ssl_context"] = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ssl_cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot load KAFKA_SSL_CAFILE={self.ssl_cafile!r}: {exc}; point it at a readable PEM file"
-                ) from exc
+            kwargs["ssl_context"] = client_context(
+                TlsFiles(
+                    self.ssl_cafile,
+                    self.ssl_certfile,
+                    self.ssl_keyfile,
+                    "KAFKA_SSL_CAFILE",
+                    "KAFKA_SSL_CERTFILE",
+                    "KAFKA_SSL_KEYFILE",
+                )
+            )
         if self.security_protocol.startswith("SASL_"):
             assert self.sasl_password is not None  # checked in __post_init__
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.sasl_username
             kwargs["sasl_plain_password"] = self.sasl_password.reveal()
         return kwargs
+
+
+def _check_bootstrap_servers(servers: str) -> None:
+    """Parse the list as aiokafka will (``host[:port]``, IPv6 in brackets); a bad entry is a ValueError."""
+    for entry in servers.split(","):
+        try:
+            [(_host, port, _family)] = collect_hosts(entry.strip())
+        except ValueError:
+            raise ValueError(f"KAFKA_BOOTSTRAP_SERVERS: {entry.strip()!r} is not host:port") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"KAFKA_BOOTSTRAP_SERVERS: {entry.strip()!r}: the port must be 1-65535")
+
+
+def instance_client_id(role: str) -> str:
+    """A client id unique to this process: ``<role>-<host name>-<pid>`` (the host name is the pod name on
+    Kubernetes), so ``lag --members`` and the broker's logs tell replicas apart."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def _instance_id_setting(env: str, service: str) -> msgspec.Meta:
+    return setting(
+        env,
+        f"Static group membership (KIP-345): a name unique to this {service} replica and stable across its "
+        "restarts (e.g. the StatefulSet pod name). A replica that restarts within the session timeout gets its "
+        "partitions back without rebalancing the others; unset: dynamic membership.",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -194,6 +266,7 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
         str,
         setting("SENDER_GROUP_ID", "Consumer group; its committed offsets are the delivery progress.", min_length=1),
     ] = "review-analytics-sender"
+    group_instance_id: Annotated[str | None, _instance_id_setting("SENDER_GROUP_INSTANCE_ID", "sender")] = None
     endpoint_url: Annotated[
         str,
         setting(
@@ -205,6 +278,14 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
     auth_token: Annotated[
         Secret | None, setting("SENDER_AUTH_TOKEN", "Sent as 'Authorization: Bearer <token>'; unset: no header.")
     ] = None
+    allow_token_over_http: Annotated[
+        bool,
+        setting(
+            "SENDER_ALLOW_TOKEN_OVER_HTTP",
+            "Send SENDER_AUTH_TOKEN (or credentials in the URL) over plain http:// (loopback tests only). "
+            "Off: that combination is a configuration error.",
+        ),
+    ] = False
     account_id: Annotated[
         str | None, setting("SENDER_ACCOUNT_ID", "Sent as the ChatGPT-Account-ID header; unset: no header.")
     ] = None
@@ -245,9 +326,35 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
         float, setting("SENDER_RETRY_AFTER_CAP_S", "Longest wait honoured from a Retry-After header, in seconds.", ge=0)
     ] = 300.0
     verify_tls: Annotated[bool, setting("SENDER_VERIFY_TLS", "Verify the endpoint's TLS certificate.")] = True
+    endpoint_cafile: Annotated[
+        str | None,
+        setting(
+            "SENDER_ENDPOINT_CAFILE", "PEM file of CAs that sign the endpoint's certificate (unset: certifi's CAs)."
+        ),
+    ] = None
+    endpoint_certfile: Annotated[
+        str | None,
+        setting("SENDER_ENDPOINT_CERTFILE", "PEM client certificate (chain) presented to the endpoint: mutual TLS."),
+    ] = None
+    endpoint_keyfile: Annotated[
+        str | None,
+        setting(
+            "SENDER_ENDPOINT_KEYFILE",
+            "PEM private key of SENDER_ENDPOINT_CERTFILE (unencrypted; unset: the key is in the certificate file).",
+        ),
+    ] = None
     metrics_port: Annotated[
         int, setting("SENDER_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535)
     ] = 9102
+    metrics_host: Annotated[
+        str,
+        setting(
+            "SENDER_METRICS_HOST",
+            "Address the metrics server binds: 0.0.0.0 (every interface, for Prometheus in Kubernetes) or "
+            "127.0.0.1 (this host only).",
+            min_length=1,
+        ),
+    ] = "0.0.0.0"
     log_level: Annotated[LogLevel, setting("SENDER_LOG_LEVEL", "Lowest level logged.")] = "INFO"
 
     def __post_init__(self) -> None:
@@ -261,6 +368,41 @@ class SenderConfig(msgspec.Struct, kw_only=True, frozen=True):
                 f"SENDER_DLQ_TOPIC must differ from SENDER_EVENTS_TOPIC (both are {self.events_topic!r}): "
                 "dead-lettered rows would be sent again"
             )
+        url = urllib.parse.urlsplit(self.endpoint_url)
+        if url.scheme == "http" and not self.allow_token_over_http:
+            if self.auth_token is not None:
+                raise ValueError(
+                    "SENDER_AUTH_TOKEN would be sent unencrypted to an http:// SENDER_ENDPOINT_URL: use https://, "
+                    "or set SENDER_ALLOW_TOKEN_OVER_HTTP=true (loopback tests only)"
+                )
+            if url.password is not None or url.username:
+                raise ValueError(
+                    "SENDER_ENDPOINT_URL carries credentials over http://: use https://, "
+                    "or set SENDER_ALLOW_TOKEN_OVER_HTTP=true (loopback tests only)"
+                )
+        if url.scheme == "http" and (self.endpoint_certfile or self.endpoint_cafile):
+            raise ValueError(
+                "SENDER_ENDPOINT_CAFILE/SENDER_ENDPOINT_CERTFILE are set but SENDER_ENDPOINT_URL is http://: "
+                "use https://, or unset them"
+            )
+        if self.endpoint_keyfile is not None and self.endpoint_certfile is None:
+            raise ValueError("SENDER_ENDPOINT_KEYFILE is set without SENDER_ENDPOINT_CERTFILE: set the certificate too")
+
+    def endpoint_ssl_context(self, *, default_cafile: str | None = None) -> ssl.SSLContext:
+        """The TLS context of the endpoint's HTTP client: CA, client certificate, verification on/off.
+
+        Raises:
+            ConfigError: a file cannot be read, or the key does not belong to the certificate.
+        """
+        files = TlsFiles(
+            self.endpoint_cafile,
+            self.endpoint_certfile,
+            self.endpoint_keyfile,
+            "SENDER_ENDPOINT_CAFILE",
+            "SENDER_ENDPOINT_CERTFILE",
+            "SENDER_ENDPOINT_KEYFILE",
+        )
+        return client_context(files, default_cafile=default_cafile, verify=self.verify_tls)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -286,6 +428,7 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
             min_length=1,
         ),
     ] = "review-analytics-reducer"
+    group_instance_id: Annotated[str | None, _instance_id_setting("PROCESSOR_GROUP_INSTANCE_ID", "processor")] = None
     transactional_id_prefix: Annotated[
         str,
         setting(
@@ -389,6 +532,15 @@ class ProcessorConfig(msgspec.Struct, kw_only=True, frozen=True):
         int,
         setting("PROCESSOR_METRICS_PORT", "Port of /metrics, /healthz and /readyz; 0 disables them.", ge=0, le=65535),
     ] = 9101
+    metrics_host: Annotated[
+        str,
+        setting(
+            "PROCESSOR_METRICS_HOST",
+            "Address the metrics server binds: 0.0.0.0 (every interface, for Prometheus in Kubernetes) or "
+            "127.0.0.1 (this host only).",
+            min_length=1,
+        ),
+    ] = "0.0.0.0"
     log_level: Annotated[LogLevel, setting("PROCESSOR_LOG_LEVEL", "Lowest level logged.")] = "INFO"
 
     def __post_init__(self) -> None:
@@ -468,15 +620,23 @@ def _shown_default(field: _Field) -> str:
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser, config_type: type[msgspec.Struct], *, title: str = "settings"
+    parser: argparse.ArgumentParser,
+    config_type: type[msgspec.Struct],
+    *,
+    title: str = "settings",
+    only: Collection[str] | None = None,
 ) -> None:
     """Add one flag per setting of ``config_type``; each flag's help names its variable and default.
 
     Top-level fields go into an argument group called ``title``, nested structs into ``<name> settings``.
     Flags default to "not given", so :func:`load_config` can tell a flag from its environment variable.
+    ``only``: add flags only for these settings (dotted names, ``"facts_topic"``; a struct name such as
+    ``"kafka"`` covers all its fields): a tool that reads a few of a service's settings shows only those.
     """
     groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
     for field in _fields(config_type):
+        if only is not None and not any(field.dest == name or field.dest.startswith(name + ".") for name in only):
+            continue
         section = field.path[:-1]
         if section not in groups:
             groups[section] = parser.add_argument_group(f"{section[0]} settings" if section else title)
@@ -540,13 +700,25 @@ def _explain(message: str, fields: Sequence[_Field], given: Mapping[str, Any]) -
     """Turn msgspec's ``... - at `$.kafka.bootstrap_servers``` into the variable and flag an operator sets."""
     text, sep, where = message.rpartition(" - at `$.")
     if not sep:
-        return f"invalid configuration: {message}"
+        return mask_url_credentials(f"invalid configuration: {message}")
     dest = where.rstrip("`")
     for field in fields:
         if field.dest == dest:
-            shown = "" if field.secret else f" {given.get(dest)!r}"
-            return f"invalid {field.env} (flag {field.flag}){shown}: {text}"
-    return f"invalid configuration: {text}"
+            shown = "" if field.secret else f" {mask_url_credentials(repr(given.get(dest)))}"
+            valid = _valid_values(field.type)
+            return mask_url_credentials(f"invalid {field.env} (flag {field.flag}){shown}: {text}{valid}")
+    return mask_url_credentials(f"invalid configuration: {text}")
+
+
+def _valid_values(field_type: mi.Type) -> str:
+    """``"; valid values: ..."`` for a setting with a fixed set of values (a literal or a boolean), else ``""``."""
+    types = field_type.types if isinstance(field_type, mi.UnionType) else (field_type,)
+    for candidate in types:
+        if isinstance(candidate, mi.LiteralType):
+            return "; valid values: " + ", ".join(str(value) for value in candidate.values)
+        if isinstance(candidate, mi.BoolType):
+            return "; valid values: true, false, 1, 0"
+    return ""
 
 
 def describe_settings(config_type: type[msgspec.Struct]) -> list[tuple[str, str, str, str]]:
@@ -555,13 +727,21 @@ def describe_settings(config_type: type[msgspec.Struct]) -> list[tuple[str, str,
 
 
 def config_summary(config: msgspec.Struct) -> dict[str, Any]:
-    """The configuration as plain data for a startup log line, with every secret shown as ``***``."""
+    """The configuration as plain data for a startup log line, with every secret shown as ``***`` and the
+    password of every URL masked (``https://user:***@host``)."""
 
     def hide(value: Any) -> Any:
         if isinstance(value, Secret):
             return "***"
         raise NotImplementedError(type(value).__name__)
 
-    summary = msgspec.to_builtins(config, enc_hook=hide)
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            return mask_url_credentials(value)
+        if isinstance(value, dict):
+            return {key: mask(item) for key, item in value.items()}
+        return value
+
+    summary = mask(msgspec.to_builtins(config, enc_hook=hide))
     assert isinstance(summary, dict)
     return summary

@@ -5,7 +5,8 @@ in the bound logger itself, add level and a UTC ISO timestamp, render JSON bytes
 ``BytesLoggerFactory`` (stdout). Two additions:
 
 * :func:`redact_secrets` replaces every :class:`~services.config.Secret` value and every value whose
-  key looks sensitive (``token``, ``password``, ``authorization``, ...) with ``***``, at any depth.
+  key looks sensitive (``token``, ``password``, ``authorization``, ...) with ``***``, at any depth, and
+  masks the password of every URL inside a string (``https://user:***@host``, :mod:`services.redact`).
   Tracebacks are rendered as text without local variables, so a secret held in a local cannot leak
   through an exception either.
 * JSON is encoded with msgspec. structlog's ``JSONRenderer`` always passes ``default=`` to its
@@ -33,6 +34,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from services.config import Secret
+from services.redact import mask_url_credentials
 
 __all__ = ["REDACTED", "configure_logging", "redact_secrets"]
 
@@ -63,6 +65,8 @@ def _redact(key: object, value: Any) -> Any:
     if type(value) in _PLAIN_TYPES:  # the common case, decided without isinstance checks or a regex search
         if value is not None and isinstance(key, str) and _sensitive_key(key):
             return REDACTED
+        if type(value) is str and "@" in value:  # only then can it hold https://user:pw@host
+            return mask_url_credentials(value)
         return value
     if isinstance(value, Secret):
         return REDACTED

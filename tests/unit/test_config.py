@@ -36,6 +36,7 @@ from services.sender.__main__ import build_parser
 
 TOKEN = "tok-Zx81-very-secret"
 PASSWORD = "pw-Qq77-very-secret"
+HTTPS_URL = "https://analytics.example.com"
 
 
 def _parse(argv: list[str], env: dict[str, str] | None = None) -> SenderConfig:
@@ -76,6 +77,7 @@ def test_environment_variables_set_fields_including_nested_kafka_settings() -> N
             "SENDER_REQUEST_TIMEOUT_S": "2.5",
             "SENDER_VERIFY_TLS": "false",
             "SENDER_AUTH_TOKEN": TOKEN,
+            "SENDER_ENDPOINT_URL": HTTPS_URL,
             "SENDER_LOG_LEVEL": "DEBUG",
             "UNRELATED": "ignored",
         },
@@ -225,7 +227,8 @@ def test_config_repr_and_summary_hide_the_token_and_password() -> None:
         SenderConfig,
         env={
             "SENDER_AUTH_TOKEN": TOKEN,
-            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SENDER_ENDPOINT_URL": HTTPS_URL,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
             "KAFKA_SASL_USERNAME": "svc",
             "KAFKA_SASL_PASSWORD": PASSWORD,
         },
@@ -242,12 +245,15 @@ def test_config_repr_and_summary_hide_the_token_and_password() -> None:
 
 def test_an_invalid_secret_setting_is_reported_without_its_value() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(SenderConfig, env={"SENDER_AUTH_TOKEN": TOKEN, "SENDER_DLQ_TOPIC": "events"})
+        load_config(
+            SenderConfig,
+            env={"SENDER_AUTH_TOKEN": TOKEN, "SENDER_ENDPOINT_URL": HTTPS_URL, "SENDER_DLQ_TOPIC": "events"},
+        )
     assert TOKEN not in str(caught.value)
 
 
 def test_captured_log_events_never_contain_the_token() -> None:
-    config = load_config(SenderConfig, env={"SENDER_AUTH_TOKEN": TOKEN})
+    config = load_config(SenderConfig, env={"SENDER_AUTH_TOKEN": TOKEN, "SENDER_ENDPOINT_URL": HTTPS_URL})
     log = structlog.get_logger()
 
     with capture_logs() as entries:
@@ -278,7 +284,8 @@ def test_rendered_json_logs_never_contain_the_token_or_password(json_log_stream:
         SenderConfig,
         env={
             "SENDER_AUTH_TOKEN": TOKEN,
-            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SENDER_ENDPOINT_URL": HTTPS_URL,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
             "KAFKA_SASL_USERNAME": "svc",
             "KAFKA_SASL_PASSWORD": PASSWORD,
         },

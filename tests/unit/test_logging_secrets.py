@@ -9,14 +9,16 @@ rows with the token to an endpoint that checks it, plus its ``/metrics`` page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +26,6 @@ import pytest
 import structlog
 
 from schemas.codec import encode_fact
-from services.demo.endpoint import RecordingEndpoint
 from services.logging import configure_logging
 from tests.support.builders import (
     completed_command_item,
@@ -35,6 +36,7 @@ from tests.support.builders import (
 )
 from tests.support.kafka import free_ports, read_topic, wait_until
 from tests.support.pipeline import make_topics, publish, running_processor
+from tools.demo.endpoint import RecordingEndpoint
 
 TOKEN = "tok-9f8e7d6c5b4a-never-print-me"
 PASSWORD = "sasl-pw-1a2b3c4d-never-print-me"
@@ -109,9 +111,11 @@ def secret_env(bootstrap: str) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_ALLOW_SASL_PLAINTEXT": "true",
         "KAFKA_SASL_USERNAME": "svc",
         "KAFKA_SASL_PASSWORD": PASSWORD,
         "SENDER_AUTH_TOKEN": TOKEN,
+        "SENDER_ALLOW_TOKEN_OVER_HTTP": "true",
         "SENDER_LOG_LEVEL": "DEBUG",
         "SENDER_METRICS_PORT": "0",
         "PROCESSOR_LOG_LEVEL": "DEBUG",
@@ -145,6 +149,34 @@ def test_help_and_configuration_errors_print_neither_secret(module: str) -> None
     # A secret passed as a flag is not echoed back when another setting is wrong either.
     flag = "--kafka-sasl-password"
     assert_clean(run_module(module, flag, PASSWORD, "--kafka-security-protocol", "SSL-NOT", env={}))
+
+
+@contextlib.asynccontextmanager
+async def sender_process(env: dict[str, str]) -> AsyncIterator[list[str]]:
+    """``python -m services.sender`` with ``env`` for the block, then SIGTERM; its whole output (stdout and
+    stderr, drained while it runs) is appended to the yielded list on the way out."""
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.sender",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert sender.stdout is not None
+    captured = asyncio.get_running_loop().create_task(sender.stdout.read())  # drained while it runs
+    output: list[str] = []
+    try:
+        yield output
+    finally:
+        sender.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(sender.wait(), timeout=30)
+        except TimeoutError:
+            sender.kill()
+            await sender.wait()
+        output.append((await captured).decode(errors="replace"))
 
 
 def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
@@ -182,34 +214,17 @@ async def test_a_delivering_sender_sends_the_token_but_never_logs_or_exports_it(
             "SENDER_GROUP_ID": f"{topics.group}-sender",
             "SENDER_ENDPOINT_URL": endpoint.url,
             "SENDER_AUTH_TOKEN": TOKEN,
+            "SENDER_ALLOW_TOKEN_OVER_HTTP": "true",
             "SENDER_LOG_LEVEL": "DEBUG",
             "SENDER_METRICS_PORT": str(metrics_port),
         }
-        sender = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.sender",
-            env=env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert sender.stdout is not None
-        captured = asyncio.get_running_loop().create_task(sender.stdout.read())  # drained while it runs
-        try:
+        async with sender_process(env) as captured:
             await wait_until(
                 lambda: len(endpoint.accepted_events()) >= total, timeout=60, message=f"{total} rows accepted"
             )
             async with httpx.AsyncClient() as client:
                 metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-        finally:
-            sender.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(sender.wait(), timeout=30)
-            except TimeoutError:
-                sender.kill()
-                await sender.wait()
-            output = (await captured).decode(errors="replace")
+        output = captured[0]
         statuses = {request.status for request in endpoint.requests}
 
     assert statuses == {200}  # the endpoint checked the token: it was sent on every request
@@ -217,3 +232,86 @@ async def test_a_delivering_sender_sends_the_token_but_never_logs_or_exports_it(
     assert '"event":"sender_started"' in output and '"logger":"aiokafka' in output  # it logged, libraries too
     assert_clean(output)
     assert_clean(metrics)
+
+
+URL_PASSWORD = "urlpw-0f0e-never-print-me"
+
+
+@pytest.mark.kafka
+async def test_a_password_inside_the_endpoint_url_is_masked_in_logs_errors_help_and_metrics(
+    kafka_bootstrap: str,
+) -> None:
+    """A sender whose ``SENDER_ENDPOINT_URL`` carries ``user:password`` and whose endpoint cannot be reached:
+    its config line, its retry errors (which name the URL), aiokafka's and httpx's lines, ``--help``, a
+    configuration error and ``/metrics`` show ``svc:***@`` and never the password."""
+    from aiokafka import AIOKafkaProducer
+
+    from services.sender.loop import EVENT_TYPE_HEADER, ROW_ID_HEADER
+    from tests.support.kafka import create_topics, random_topic_name
+
+    events = random_topic_name("url-secret-events")
+    await create_topics(kafka_bootstrap, [events, f"{events}.dlq"], 1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        headers = [(ROW_ID_HEADER, b"row-1"), (EVENT_TYPE_HEADER, b"codex_review")]
+        await producer.send_and_wait(events, b'{"event_type":"codex_review"}', key=b"k", headers=headers)
+    finally:
+        await producer.stop()
+
+    closed_port, metrics_port = free_ports(2)
+    url = f"https://svc:{URL_PASSWORD}@127.0.0.1:{closed_port}"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SENDER_EVENTS_TOPIC": events,
+        "SENDER_DLQ_TOPIC": f"{events}.dlq",
+        "SENDER_GROUP_ID": random_topic_name("url-secret-group"),
+        "SENDER_ENDPOINT_URL": url,
+        "SENDER_LOG_LEVEL": "DEBUG",
+        "SENDER_METRICS_PORT": str(metrics_port),
+        "SENDER_BACKOFF_CAP_S": "0.5",
+    }
+    help_and_error = run_module("services.sender", "--help", env=env) + run_module(
+        "services.sender", env={**env, "SENDER_MAX_BATCH_ROWS": "0", "SENDER_ENDPOINT_URL": url.replace("https", "ftp")}
+    )
+    metrics = ""
+
+    async def retried_twice() -> bool:
+        nonlocal metrics
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        found = re.search(r'review_analytics_sender_retries_total\{reason="connection_error"\} (\S+)', metrics)
+        return found is not None and float(found.group(1)) >= 2
+
+    captured: list[str] = []
+    try:
+        async with sender_process(env) as captured:
+            await wait_until(retried_twice, timeout=120, interval=0.3, message="two connection errors")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- sender output ---\n{''.join(captured)[-4000:]}") from None
+    output = captured[0]
+
+    for text in (help_and_error, output, metrics):
+        assert URL_PASSWORD not in text
+        assert "never-print-me" not in text
+    assert "https://svc:***@127.0.0.1" in output  # the config line and the retry errors, masked
+    assert '"outcome":"retrying"' in output and "could not talk to https://svc:***@" in output
+    assert "invalid SENDER_" in help_and_error
+
+
+def test_a_credential_url_is_masked_in_every_log_line(json_logs: io.BytesIO) -> None:
+    credential_url = f"https://svc:{URL_PASSWORD}@analytics.example.com"
+    log = structlog.get_logger()
+    log.info("posting", url=credential_url, nested={"urls": [credential_url]})
+    log.info(f"free text mentioning {credential_url}")
+    try:
+        raise RuntimeError(f"could not talk to {credential_url}")
+    except RuntimeError:
+        log.exception("with_traceback")
+    logging.getLogger("httpx").warning("library line %s", credential_url)
+
+    output = json_logs.getvalue().decode()
+    assert len(lines(json_logs)) == 4
+    assert URL_PASSWORD not in output
+    assert output.count("https://svc:***@analytics.example.com") >= 5
