@@ -1,18 +1,21 @@
-"""``python -m services.dlq_replay``: publish dead-lettered facts back into ``facts`` after a fix.
+"""``python -m services.dlq_replay``: publish dead letters back to the topic they came from after a fix.
 
-The reducer writes a fact it cannot reduce to ``facts.dlq`` (:mod:`services.processor.deadletter`):
-the original key and bytes, plus ``dlq.*`` headers (``dlq.reason``, ``dlq.exception``, ``dlq.message``,
-``dlq.source.topic``, ``dlq.source.partition``, ``dlq.source.offset``). Once a new reducer that accepts
-them is deployed, this tool:
+Both dead-letter topics hold the original key and bytes plus the ``dlq.*`` headers of
+:mod:`schemas.headers`: the processor writes a fact it cannot reduce to ``facts.dlq``
+(:mod:`services.processor.deadletter`), the sender writes a row the endpoint refuses to ``events.dlq``
+(with the row's own ``row-id`` and ``event-type`` headers). Once a fix is deployed (a reducer that accepts
+the facts, an endpoint that accepts the rows), this tool:
 
 1. reads the dead-letter topic with ``read_committed`` (no consumer group, nothing committed), per
    partition from ``--from-offset`` / ``--since`` up to ``--to-offset`` / ``--until`` or the end offset
    taken when the run starts (records dead-lettered during the run are left for the next run);
 2. keeps the records whose ``dlq.reason`` is one of ``--reason`` (all when none is given);
-3. re-publishes each record's original bytes with its original key to ``facts`` (idempotent producer,
-   ``acks=all``), without the ``dlq.*`` headers. A keyed record goes where the key hashes, which is where
-   the app-server's publisher sent it; a key-less record (a broadcast ``Initialize`` fact) goes back to
-   the partition named by ``dlq.source.partition``;
+3. re-publishes each record's original bytes with its original key to the source topic (``--to-topic``;
+   by default the topic the dead-letter topic is named after, ``facts`` for ``facts.dlq``, ``events`` for
+   ``events.dlq``), idempotent producer, ``acks=all``, with its own headers but without the ``dlq.*``
+   ones: a replayed row keeps its ``row-id``, so the sender sends it with the same idempotency key. A
+   keyed record goes where the key hashes, which is where it was first sent; a key-less record (a
+   broadcast ``Initialize`` fact) goes back to the partition named by ``dlq.source.partition``;
 4. prints the counts (scanned, matched, replayed, by reason and by partition).
 
 Replaying is at least once: running it twice over the same range publishes the facts twice (the
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -36,20 +38,19 @@ from typing import Any, Final, TextIO
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from schemas.headers import DLQ_PREFIX, DLQ_REASON, DLQ_SOURCE_PARTITION, header
+from schemas.topics import dead_letter_source, dead_letter_topic
+from services.cli import UsageError, command_parser, run_command
 from services.config import KafkaSettings, ProcessorConfig, add_config_arguments, load_config
 from services.errors import ConfigError
-from services.processor.topics import dead_letter_topic
+from services.exitcodes import EXIT_OK
+from services.kafka_errors import check_kafka_access
 
 __all__ = ["ReplayPlan", "ReplayReport", "build_parser", "main", "replay"]
 
-EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
-EXIT_KAFKA_ERROR: Final = 3
 
-DLQ_HEADER_PREFIX: Final = "dlq."
 UNKNOWN_REASON: Final = "unknown"
 _FETCH_TIMEOUT_MS: Final = 500
 _STALL_LIMIT: Final = 40  # empty fetches in a row (~20 s) before giving up on a partition's end offset
@@ -100,15 +101,8 @@ class ReplayReport:
         }
 
 
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("utf-8", "replace")
-    return None
-
-
 def _kept_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    return [(key, value) for key, value in headers if not key.startswith(DLQ_HEADER_PREFIX)]
+    return [(key, value) for key, value in headers if not key.startswith(DLQ_PREFIX)]
 
 
 async def _start_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], plan: ReplayPlan) -> dict[Any, int]:
@@ -126,8 +120,8 @@ async def _start_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], 
 
 async def _partition_ids(kafka: KafkaSettings, topic: str, client_id: str) -> list[int]:
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(client_id=client_id))
-    await admin.start()
     try:
+        await admin.start()  # inside the try: a client whose start failed must be closed too
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
@@ -141,6 +135,7 @@ async def replay(
 ) -> ReplayReport:
     """Replay ``plan`` (see the module docstring); returns the counts."""
     report = ReplayReport(dry_run=plan.dry_run)
+    await check_kafka_access(kafka)
     consumer = AIOKafkaConsumer(
         **kafka.client_kwargs(client_id=client_id),
         group_id=None,
@@ -149,8 +144,8 @@ async def replay(
         auto_offset_reset="earliest",
     )
     producer: AIOKafkaProducer | None = None
-    await consumer.start()
     try:
+        await consumer.start()  # inside the try: a client whose start failed must be stopped too
         available = await _partition_ids(kafka, plan.dlq_topic, client_id)
         if not available:
             raise ConfigError(f"dead-letter topic {plan.dlq_topic!r} does not exist: check --dlq-topic")
@@ -192,7 +187,7 @@ async def replay(
                     report.next_offsets[tp.partition] = record.offset + 1
                     report.scanned += 1
                     headers = list(record.headers or ())
-                    reason = _header(headers, "dlq.reason") or UNKNOWN_REASON
+                    reason = header(headers, DLQ_REASON) or UNKNOWN_REASON
                     if plan.reasons and reason not in plan.reasons:
                         report.skipped_by_reason[reason] += 1
                         continue
@@ -202,7 +197,7 @@ async def replay(
                         continue
                     partition = None
                     if record.key is None:
-                        source = _header(headers, "dlq.source.partition")
+                        source = header(headers, DLQ_SOURCE_PARTITION)
                         if source is not None and source.isdigit() and int(source) in target_partitions:
                             partition = int(source)
                     sends.append(
@@ -270,41 +265,40 @@ def _non_negative(text: str) -> int:
 
 
 DESCRIPTION = """\
-Replay a dead-letter topic back into the facts topic after a fix: read facts.dlq (or --dlq-topic)
-from an offset or time, keep the records whose dlq.reason header is one of --reason (all by default),
-and publish each record's original bytes with its original key to facts (or --to-topic), without the
-dlq.* headers. Prints the counts and, per partition, the offset to start the next run from."""
+Replay a dead-letter topic back into the topic it came from after a fix: read facts.dlq (or
+--dlq-topic, e.g. events.dlq) from an offset or time, keep the records whose dlq.reason header is one
+of --reason (all by default), and publish each record's original bytes with its original key and its
+own headers (a row keeps its row-id) to the source topic (or --to-topic), without the dlq.* headers.
+Prints the counts and, per partition, the offset to start the next run from."""
 
 EPILOG = """\
-The topics default to PROCESSOR_FACTS_TOPIC and its dead-letter topic (<facts>.dlq).
+--dlq-topic defaults to PROCESSOR_FACTS_TOPIC's dead-letter topic (<facts>.dlq); --to-topic to the
+topic the dead-letter topic is named after (<topic>.dlq -> <topic>), else PROCESSOR_FACTS_TOPIC.
 Replaying is at least once: do not replay the same range twice; use --from-offset with the
 next_offsets printed by the previous run. Start with --dry-run to see what would be replayed.
-
-exit codes: 0 done (or dry run), 2 invalid arguments/configuration or a missing topic,
-            3 the broker could not be reached or refused a request.
 
 examples:
   python -m services.dlq_replay --dry-run
   python -m services.dlq_replay --reason invalid --since 2025-06-01T00:00:00Z
+  python -m services.dlq_replay --dlq-topic events.dlq --reason rejected --dry-run
   python -m services.dlq_replay --partition 3 --from-offset 1200 --to-offset 1300 --json"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.dlq_replay",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser("replay-dlq", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--dlq-topic", help="Dead-letter topic to read: facts.dlq or events.dlq [default: <facts topic>.dlq]."
     )
-    parser.add_argument("--dlq-topic", help="Dead-letter topic to read [default: <facts topic>.dlq].")
-    parser.add_argument("--to-topic", help="Topic to publish to [default: PROCESSOR_FACTS_TOPIC, i.e. facts].")
+    parser.add_argument(
+        "--to-topic", help="Topic to publish to [default: <topic> for <topic>.dlq, else PROCESSOR_FACTS_TOPIC]."
+    )
     parser.add_argument(
         "--reason",
         action="append",
         default=[],
         metavar="REASON",
-        help="Replay only records with this dlq.reason (undecodable, unsupported_version, invalid, oversized, ...); "
-        "repeat for several.",
+        help="Replay only records with this dlq.reason (facts.dlq: undecodable, unsupported_version, invalid, "
+        "oversized, ...; events.dlq: rejected, payload_too_large, malformed_record); repeat for several.",
     )
     parser.add_argument(
         "--partition", action="append", type=_non_negative, default=[], help="Only this partition; repeatable."
@@ -338,21 +332,13 @@ def _print_report(report: ReplayReport, plan: ReplayPlan, out: TextIO, *, as_jso
     out.write(f"next offsets (partition:offset): {offsets}\n")
 
 
-def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit code. ``env`` and ``out`` are for tests."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    environ = os.environ if env is None else env
-    stdout = sys.stdout if out is None else out
-    try:
-        kafka = load_config(_ConnectionSettings, env=environ, args=args).kafka
-        facts_topic = load_config(ProcessorConfig, env=environ).facts_topic
-    except ConfigError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+async def _main(args: argparse.Namespace, environ: Mapping[str, str], stdout: TextIO) -> int:
+    kafka = load_config(_ConnectionSettings, env=environ, args=args).kafka
+    facts_topic = load_config(ProcessorConfig, env=environ).facts_topic
+    dlq_topic = args.dlq_topic or dead_letter_topic(facts_topic)
     plan = ReplayPlan(
-        dlq_topic=args.dlq_topic or dead_letter_topic(facts_topic),
-        to_topic=args.to_topic or facts_topic,
+        dlq_topic=dlq_topic,
+        to_topic=args.to_topic or dead_letter_source(dlq_topic) or facts_topic,
         reasons=frozenset(args.reason),
         partitions=frozenset(args.partition),
         from_offset=args.from_offset,
@@ -362,18 +348,15 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         dry_run=args.dry_run,
     )
     if plan.dlq_topic == plan.to_topic:
-        print(f"{parser.prog}: error: --dlq-topic and --to-topic are both {plan.dlq_topic!r}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = asyncio.run(replay(kafka, plan))
-    except ConfigError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (KafkaError, OSError, TimeoutError) as exc:
-        print(f"{parser.prog}: error: replay failed: {exc!r}", file=sys.stderr)
-        return EXIT_KAFKA_ERROR
+        raise UsageError(f"--dlq-topic and --to-topic are both {plan.dlq_topic!r}")
+    report = await replay(kafka, plan)
     _print_report(report, plan, stdout, as_json=args.json)
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command; returns its exit code (:mod:`services.exitcodes`). ``env`` and ``out`` are for tests."""
+    return run_command("replay-dlq", build_parser, _main, argv, env=env, out=out)
 
 
 if __name__ == "__main__":

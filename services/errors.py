@@ -71,11 +71,13 @@ class DeliveryError(AnalyticsError):
 
     Attributes:
         status: The HTTP status, or ``None`` if no response arrived (timeout, connection error).
+        retry_after: Seconds the endpoint asked us to wait (``Retry-After``), or ``None``.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class TransientDeliveryError(DeliveryError):
@@ -83,9 +85,6 @@ class TransientDeliveryError(DeliveryError):
 
     The sender retries it with capped exponential backoff, forever: rows are never dropped because the
     endpoint is unavailable; they wait in Kafka.
-
-    Attributes:
-        retry_after: Seconds the endpoint asked us to wait (``Retry-After``), or ``None``.
     """
 
     retriable = True
@@ -99,8 +98,7 @@ class TransientDeliveryError(DeliveryError):
         retry_after: float | None = None,
         reason: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
+        super().__init__(message, status=status, retry_after=retry_after)
         if reason is not None:
             self.reason = reason
 

@@ -1,7 +1,10 @@
 """Every Prometheus metric of the project, and the HTTP server that exposes them.
 
 Each process creates one :class:`prometheus_client.CollectorRegistry` in its composition root and one
-metrics object for its service (:class:`SenderMetrics` or :class:`ProcessorMetrics`) registered in it.
+metrics object for its service (:class:`SenderMetrics` or :class:`ProcessorMetrics`, each holding the
+:class:`LagMetrics` of its lag monitor; the stand-alone ``lag --serve`` has :class:`LagMetrics` alone)
+registered in it. ``tests/monitoring`` collects every name from these classes to check the alert rules
+and the dashboard against them.
 Nothing uses the global default registry, so tests build as many independent sets as they like.
 
 All names start with ``review_analytics_``; counters get ``_total`` appended by prometheus-client.
@@ -17,6 +20,7 @@ Labels are low-cardinality by construction: status classes, reasons, event types
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -25,14 +29,17 @@ from typing import Final, NamedTuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from services.cli import version
+
 __all__ = [
     "PREFIX",
+    "LagMetrics",
     "MetricsServer",
     "ProcessorMetrics",
     "PublisherMetrics",
     "Readiness",
     "SenderMetrics",
-    "consumer_lag_gauge",
+    "build_info",
     "start_metrics_server",
 ]
 
@@ -48,18 +55,58 @@ _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 # --------------------------------------------------------------------------------------------------------
 
 
-def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
-    """``review_analytics_consumer_lag_records{group, topic, partition}``.
-
-    Records between the group's committed offset and the partition's last stable offset (read_committed
-    end). The autoscaler and the "sender is stuck" alert read this.
-    """
-    return Gauge(
-        f"{PREFIX}_consumer_lag_records",
-        "Records not yet committed by the consumer group: last stable offset minus committed offset.",
-        ["group", "topic", "partition"],
+def build_info(registry: CollectorRegistry) -> Gauge:
+    """``review_analytics_build_info{version, python_version} 1``: which build each replica runs."""
+    gauge = Gauge(
+        f"{PREFIX}_build_info",
+        "Always 1; the labels name the running build: package version and Python version.",
+        ["version", "python_version"],
         registry=registry,
     )
+    gauge.labels(version(), platform.python_version()).set(1)
+    return gauge
+
+
+class LagMetrics:
+    """What a lag monitor (:mod:`services.lag_monitor`) exports: each service runs one, and so does the
+    stand-alone exporter ``lag --serve``, whose whole set this is.
+
+    Every instance exports the same broker-side numbers: aggregate with ``max``, never ``sum``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["group", "topic", "partition"]
+        self.records = Gauge(
+            f"{PREFIX}_consumer_lag_records",
+            "Records not yet committed by the consumer group: last stable offset minus committed offset.",
+            labels,
+            registry=registry,
+        )
+        self.seconds = Gauge(
+            f"{PREFIX}_consumer_lag_seconds",
+            "Age in seconds of the oldest record the group has not finished (the first record at or after its "
+            "committed offset), from the record's timestamp; 0 when nothing is left.",
+            labels,
+            registry=registry,
+        )
+        self.committed_offset = Gauge(
+            f"{PREFIX}_consumer_committed_offset",
+            "The group's committed offset (the next record it will read); absent before its first commit.",
+            labels,
+            registry=registry,
+        )
+        self.dlq_depth = Gauge(
+            f"{PREFIX}_dlq_depth_records",
+            "Offsets held by a dead-letter topic (end minus log-start offset, summed over its partitions; on a "
+            "topic written in transactions the commit markers count too).",
+            ["topic"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_lag_monitor_last_success_timestamp_seconds",
+            "Unix time of the lag monitor's last successful read of the broker (0: none yet).",
+            registry=registry,
+        )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -107,7 +154,15 @@ class SenderMetrics:
         self.commits = Counter(
             f"{p}_commits", "Consumer offset commits (after rows were accepted or dead-lettered).", registry=registry
         )
-        self.consumer_lag = consumer_lag_gauge(registry)
+        self.oldest_unfinished_age = Gauge(
+            f"{p}_oldest_unfinished_age_seconds",
+            "Per partition: age in seconds, from its timestamp, of the oldest row fetched and not yet acknowledged "
+            "(accepted by the endpoint or dead-lettered); 0 when none.",
+            ["partition"],
+            registry=registry,
+        )
+        self.lag = LagMetrics(registry)
+        self.build_info = build_info(registry)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -123,23 +178,25 @@ class ProcessorMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         p = f"{PREFIX}_processor"
-        self.facts_consumed = Counter(f"{p}_facts_consumed", "Facts read from the input topic.", registry=registry)
+        self.facts_consumed = Counter(
+            f"{p}_facts_consumed", "Facts of committed transactions (reduced or dead-lettered).", registry=registry
+        )
         self.events_produced = Counter(
             f"{p}_events_produced",
-            "Analytics rows produced to the events topic (committed or not), by event type.",
+            "Analytics rows written to the events topic by committed transactions, by event type.",
             ["event_type"],
             registry=registry,
         )
         self.facts_dead_lettered = Counter(
             f"{p}_facts_dead_lettered",
-            "Facts written to the facts dead-letter topic, by reason (undecodable, unsupported_version, invalid, "
-            "oversized, ...).",
+            "Facts written to the facts dead-letter topic by committed transactions, by reason (undecodable, "
+            "unsupported_version, invalid, oversized, ...).",
             ["reason"],
             registry=registry,
         )
         self.transactions = Counter(
             f"{p}_transactions",
-            "Kafka transactions finished, by outcome (committed, aborted).",
+            "Kafka transactions finished, by outcome (committed; aborted: failed or fenced, its facts are redone).",
             ["outcome"],
             registry=registry,
         )
@@ -214,7 +271,15 @@ class ProcessorMetrics:
             ["partition"],
             registry=registry,
         )
-        self.consumer_lag = consumer_lag_gauge(registry)
+        self.oldest_unfinished_age = Gauge(
+            f"{p}_oldest_unfinished_age_seconds",
+            "Per owned partition: age in seconds, from its timestamp, of the oldest fact fetched and not yet "
+            "committed (the transaction in flight, else the head of the backlog); 0 when none.",
+            ["partition"],
+            registry=registry,
+        )
+        self.lag = LagMetrics(registry)
+        self.build_info = build_info(registry)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -277,6 +342,11 @@ class MetricsServer:
         """The port actually bound (useful with port 0)."""
         return int(self._server.server_address[1])
 
+    @property
+    def host(self) -> str:
+        """The address bound: ``0.0.0.0`` (every interface) or e.g. ``127.0.0.1`` (``*_METRICS_HOST``)."""
+        return str(self._server.server_address[0])
+
     def close(self) -> None:
         """Stop serving and release the port."""
         self._server.shutdown()
@@ -289,7 +359,7 @@ def start_metrics_server(
     registry: CollectorRegistry,
     *,
     ready: Callable[[], bool | Readiness] = lambda: True,
-    host: str = "0.0.0.0",  # all interfaces: scraped from outside the pod
+    host: str = "0.0.0.0",  # all interfaces: scraped from outside the pod; *_METRICS_HOST=127.0.0.1 keeps it local
 ) -> MetricsServer:
     """Serve ``registry`` on ``host:port`` (port 0: any free port); ``ready()`` answers ``/readyz``.
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from schemas.codec import encode_fact
-from services.dlq_replay import EXIT_OK, EXIT_USAGE, main
-from services.processor.topics import dead_letter_topic
+from schemas.topics import dead_letter_topic
+from services.dlq_replay import main
+from services.exitcodes import EXIT_OK, EXIT_USAGE
 from tests.support.builders import sample_initialize
 from tests.support.kafka import read_topic, wait_until
 from tests.support.pipeline import make_topics, publish, running_processor

@@ -11,7 +11,8 @@ import pytest
 
 from schemas.codec import encode_fact
 from services.config import KafkaSettings
-from services.lag import EXIT_KAFKA_ERROR, EXIT_LAG_ABOVE_MAX, EXIT_OK, LagReader, main
+from services.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from services.lag import LagReader, main
 from tests.support.builders import (
     completed_command_item,
     sample_command_approval_request,
@@ -83,8 +84,8 @@ async def test_lag_is_non_zero_while_the_reducer_is_stopped_and_zero_after_it_ca
     assert [p["partition"] for p in stopped["partitions"]] == [0, 1, 2]
     assert all(p["committed"] is not None for p in stopped["partitions"])
     assert all(p["lag"] == p["end"] - p["committed"] for p in stopped["partitions"])
-    assert all(p["owner"] is None for p in stopped["partitions"])  # nobody is consuming
-    assert (await group_lag_json(kafka_bootstrap, topics, "--max-lag", "0"))[0] == EXIT_LAG_ABOVE_MAX
+    assert all(p["consumer_id"] is None and p["client_id"] is None for p in stopped["partitions"])  # nobody consumes
+    assert (await group_lag_json(kafka_bootstrap, topics, "--max-lag", "0"))[0] == EXIT_FAILED
 
     async with running_processor(config):
 
@@ -95,15 +96,38 @@ async def test_lag_is_non_zero_while_the_reducer_is_stopped_and_zero_after_it_ca
         await wait_until(caught_up, timeout=60, interval=0.5, message="lag 0 reported by the lag command")
         _, running = await group_lag_json(kafka_bootstrap, topics)
         assert running["state"] == "Stable"
-        assert all(p["owner"] for p in running["partitions"])  # the running reducer owns every partition
+        assert all(p["consumer_id"] for p in running["partitions"])  # the running reducer owns every partition
+        assert {p["client_id"] for p in running["partitions"]} == {"review-analytics-reducer"}
         code, table = await lag_cli(
             "--group", f"{topics.group}:{topics.facts}", "--kafka-bootstrap-servers", kafka_bootstrap
         )
+        members_code, members = await lag_cli(
+            "--members", "--group", f"{topics.group}:{topics.facts}", "--kafka-bootstrap-servers", kafka_bootstrap
+        )
+        list_code, listed = await lag_cli("--list", "--kafka-bootstrap-servers", kafka_bootstrap)
     assert code == EXIT_OK
     lines = table.splitlines()
     assert lines[0] == f"Consumer group '{topics.group}' (Stable)"
-    assert lines[1].split() == ["GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"]
-    assert len([line for line in lines if line.startswith(topics.group)]) == 3
+    assert lines[1].split() == [
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "LAG-SECONDS",
+        "CONSUMER-ID",
+        "HOST",
+        "CLIENT-ID",
+    ]
+    rows = [line.split() for line in lines if line.startswith(topics.group)]
+    assert len(rows) == 3 and {row[-1] for row in rows} == {"review-analytics-reducer"}
+    assert members_code == EXIT_OK
+    member_lines = members.splitlines()
+    assert member_lines[1].split() == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+    [member] = [line.split() for line in member_lines[2:]]
+    assert member[0] == topics.group and member[3:] == ["review-analytics-reducer", "3"]
+    assert list_code == EXIT_OK and topics.group in listed.splitlines()
     assert lines[-1] == "TOTAL LAG 0"
     assert all(p["lag"] == 0 and p["committed"] == p["end"] for p in running["partitions"])
 
@@ -116,6 +140,9 @@ async def test_a_group_that_never_committed_lags_by_the_whole_topic(kafka_bootst
     assert code == EXIT_OK
     assert group["total"] == len(facts)
     assert all(p["committed"] is None for p in group["partitions"])
+    _, table = await lag_cli("--group", f"{topics.group}:{topics.facts}", "--kafka-bootstrap-servers", kafka_bootstrap)
+    rows = [line.split() for line in table.splitlines() if line.startswith(topics.group)]
+    assert [row[3] for row in rows] == ["-", "-"]  # CURRENT-OFFSET of a partition never committed
 
 
 async def test_default_groups_come_from_the_services_variables(kafka_bootstrap: str) -> None:
@@ -140,4 +167,4 @@ async def test_an_unreachable_broker_exits_3() -> None:
     code = await asyncio.to_thread(
         main, ["--group", "g:t", "--kafka-bootstrap-servers", f"127.0.0.1:{port}"], env={}, out=out
     )
-    assert code == EXIT_KAFKA_ERROR
+    assert code == EXIT_UNREACHABLE

@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from schemas.codec import encode_fact
+from schemas.topics import dead_letter_topic
 from services.config import KafkaSettings, SenderConfig
-from services.demo.endpoint import RecordingEndpoint
 from services.lag_monitor import start_lag_monitor
 from services.metrics import MetricsServer, ProcessorMetrics, SenderMetrics, start_metrics_server
 from services.processor.service import Processor
@@ -40,6 +40,7 @@ from tests.support.builders import (
 )
 from tests.support.kafka import read_topic, wait_until
 from tests.support.pipeline import Topics, expected_rows_by_family, hold_commits, make_topics, offline_run, publish
+from tools.demo.endpoint import RecordingEndpoint
 
 pytestmark = pytest.mark.kafka
 
@@ -110,7 +111,11 @@ async def running_processor_with_metrics(topics: Topics, bootstrap: str, **overr
     processor = Processor(config, metrics=metrics, client_id="reducer-metrics-test")
     server = start_metrics_server(0, registry, ready=processor.readiness, host="127.0.0.1")
     monitor = start_lag_monitor(
-        config.kafka, {config.group_id: [config.facts_topic]}, metrics.consumer_lag, LAG_INTERVAL_S
+        config.kafka,
+        {config.group_id: [config.facts_topic]},
+        metrics.lag,
+        LAG_INTERVAL_S,
+        dlq_topics=[dead_letter_topic(config.facts_topic)],
     )
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(processor.run(stop))
@@ -140,7 +145,11 @@ async def running_sender_with_metrics(config: SenderConfig) -> AsyncIterator[Run
         await consumer.start()
         server = start_metrics_server(0, registry, ready=sender.is_ready, host="127.0.0.1")
         monitor = start_lag_monitor(
-            config.kafka, {config.group_id: [config.events_topic]}, metrics.consumer_lag, LAG_INTERVAL_S
+            config.kafka,
+            {config.group_id: [config.events_topic]},
+            metrics.lag,
+            LAG_INTERVAL_S,
+            dlq_topics=[config.dlq_topic],
         )
         task = asyncio.get_running_loop().create_task(sender.run())
         try:
@@ -198,6 +207,12 @@ async def test_reducer_metrics_count_exactly_what_was_published_and_lag_ends_at_
     assert by_label(samples, f"{p}_partition_stalled", "partition") == {"0": 0.0, "1": 0.0}
     assert set(by_label(samples, f"{p}_seconds_since_commit", "partition")) == {"0", "1"}
     assert by_label(samples, f"{p}_backlog_bytes", "partition") == {"0": 0.0, "1": 0.0}
+    # Freshness: nothing left unfinished, in the process or on the broker; the lag monitor has read it.
+    assert by_label(samples, f"{p}_oldest_unfinished_age_seconds", "partition") == {"0": 0.0, "1": 0.0}
+    assert by_label(samples, "review_analytics_consumer_lag_seconds", "partition") == {"0": 0.0, "1": 0.0}
+    assert samples[("review_analytics_lag_monitor_last_success_timestamp_seconds", ())] > 0
+    # The undecodable fact, in a transaction: one record and at least one commit marker on facts.dlq.
+    assert by_label(samples, "review_analytics_dlq_depth_records", "topic")[f"{topics.facts}.dlq"] >= 2
     state_bytes = by_label(samples, f"{p}_state_bytes", "partition")
     assert set(state_bytes) == {"0", "1"} and all(size > 0 for size in state_bytes.values())
     assert by_label(samples, f"{p}_limit_hits_total", "limit") == {"max_clock_skew_ms": 1.0}
@@ -266,6 +281,11 @@ async def test_sender_metrics_count_the_rows_the_endpoint_accepted(
     lag = by_label(samples, "review_analytics_consumer_lag_records", "partition")
     assert set(lag) == {"0", "1"}
     assert all(0 <= value <= 1 for value in lag.values())
+    # Every row acknowledged: nothing unfinished in the sender, none on the broker (markers are not records).
+    oldest = by_label(samples, f"{s}_oldest_unfinished_age_seconds", "partition")
+    assert set(oldest) == {"0", "1"} and set(oldest.values()) == {0.0}
+    assert by_label(samples, "review_analytics_consumer_lag_seconds", "partition") == {"0": 0.0, "1": 0.0}
+    assert by_label(samples, "review_analytics_dlq_depth_records", "topic") == {config.dlq_topic: 0.0}
 
 
 async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answers_503_until_it_commits(
@@ -290,12 +310,16 @@ async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answer
             try:
                 await wait_until(partition_0_stalled_alone, timeout=60, interval=0.2, message="partition 0 stalled")
                 readyz = await answer(running.server, "/readyz")
-                since_commit = by_label(await scrape(running.server), f"{p}_seconds_since_commit", "partition")
+                stalled_samples = await scrape(running.server)
+                since_commit = by_label(stalled_samples, f"{p}_seconds_since_commit", "partition")
+                oldest = by_label(stalled_samples, f"{p}_oldest_unfinished_age_seconds", "partition")
             finally:
                 gate.set()  # whatever happened: the processor cannot stop while a commit waits
             assert readyz.status_code == 503
             assert readyz.text == "not ready: partitions stalled (lag, no commit for 2 s): 0\n"
             assert since_commit["0"] >= 2.0
+            # The facts held by the hanging transaction were published before the processor started.
+            assert oldest["0"] >= 2.0
 
             async def everything_committed_and_ready() -> bool:
                 samples = await scrape(running.server)
@@ -305,6 +329,8 @@ async def test_a_partition_that_cannot_commit_shows_as_stalled_and_readyz_answer
 
             await wait_until(everything_committed_and_ready, timeout=60, interval=0.2, message="partition 0 resumed")
             assert await probe(running.server, "/readyz") == 200
+            oldest = by_label(await scrape(running.server), f"{p}_oldest_unfinished_age_seconds", "partition")
+            assert oldest == {"0": 0.0, "1": 0.0}
     stalls = [(e["event"], e["partition"]) for e in logs if e["event"] in ("partition_stalled", "partition_unstalled")]
     assert stalls.count(("partition_stalled", 0)) == 1
     assert stalls.count(("partition_unstalled", 0)) == 1
