@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY reducer ./reducer
 COPY services ./services
+COPY tools ./tools
 RUN pip install . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 
 USER 10001

@@ -30,11 +30,12 @@ from prometheus_client import CollectorRegistry
 
 from services.config import KafkaSettings, ProcessorConfig, SenderConfig
 from services.metrics import start_metrics_server
+from services.setup_topics import read_args
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
-APP_IMAGE_MODULES = {"services.processor", "services.sender", "services.setup_topics", "services.demo.endpoint"}
+APP_IMAGE_MODULES = {"services.processor", "services.sender", "services.setup_topics", "tools.demo.endpoint"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -93,10 +94,11 @@ def envs_read_by(module: str) -> set[str]:
 
 
 def check_command(argv: list[str]) -> str:
-    """``argv`` is ``python -m services.X [flags]``: the module exists and its parser accepts the flags."""
+    """``argv`` is ``python -m services.X [flags]`` (or ``tools.X`` for the compose-only demo endpoint): the module
+    exists and its parser accepts the flags."""
     assert argv[:2] == ["python", "-m"], f"expected `python -m services.<name> ...`, got {argv}"
     module = argv[2]
-    assert module.startswith("services."), argv
+    assert module.startswith(("services.", "tools.")), argv
     importlib.import_module(main_module(module))
     errors = io.StringIO()
     try:
@@ -109,23 +111,8 @@ def check_command(argv: list[str]) -> str:
 
 def setup_partitions(args: list[str], env: Mapping[str, str]) -> tuple[int, int]:
     """(facts partitions, events partitions) that ``python -m services.setup_topics args`` creates under ``env``."""
-    with _patched_environ(env):
-        parsed = parser_of("services.setup_topics").parse_args(args)
-    partitions = int(parsed.partitions)
-    events = parsed.events_partitions or (
-        int(env["SETUP_EVENTS_PARTITIONS"]) if env.get("SETUP_EVENTS_PARTITIONS") else None
-    )
-    return partitions, events or partitions
-
-
-@contextlib.contextmanager
-def _patched_environ(env: Mapping[str, str]) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("SETUP_PARTITIONS", "SETUP_EVENTS_PARTITIONS", "SETUP_REPLICATION_FACTOR"):
-            patch.delenv(name, raising=False)
-        for name, value in env.items():
-            patch.setenv(name, str(value))
-        yield
+    wanted = read_args(parser_of("services.setup_topics").parse_args(args), env)
+    return wanted.partitions, wanted.events_partitions or wanted.partitions
 
 
 def effective(env: Mapping[str, Any], config_envs: Mapping[str, Any], name: str) -> str:
@@ -211,7 +198,7 @@ def test_kafka_runs_in_kraft_mode_with_a_listener_for_compose_clients_and_one_fo
     # Clients in compose use KAFKA_BOOTSTRAP_SERVERS; the host uses the services' default address.
     for name, service in app_services(compose).items():
         bootstrap = service.get("environment", {}).get("KAFKA_BOOTSTRAP_SERVERS")
-        if check_command(argv_of(service)) != "services.demo.endpoint":
+        if check_command(argv_of(service)) != "tools.demo.endpoint":
             assert bootstrap in advertised, f"{name}: KAFKA_BOOTSTRAP_SERVERS={bootstrap} is not advertised"
     default = str(KAFKA_ENVS["KAFKA_BOOTSTRAP_SERVERS"])
     assert default in advertised
@@ -242,7 +229,7 @@ def test_compose_health_checks_and_prometheus_targets_use_the_configured_ports(c
         assert sd["names"] == [name] and sd["port"] == port
         assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
     endpoint = services["endpoint"]
-    endpoint_args = parser_of("services.demo.endpoint").parse_args(argv_of(endpoint)[3:])
+    endpoint_args = parser_of("tools.demo.endpoint").parse_args(argv_of(endpoint)[3:])
     url = urlsplit(str(services["sender"]["environment"]["SENDER_ENDPOINT_URL"]))
     assert (url.hostname, url.port) == ("endpoint", endpoint_args.port)
     assert endpoint_args.host == "0.0.0.0"
@@ -356,7 +343,7 @@ def test_every_manifest_container_runs_a_real_command_with_variables_it_reads(ma
             if ref is not None:
                 assert ref["name"] in secrets, f"{where}: Secret {ref['name']!r} is not defined"
                 assert ref["key"] in secrets[ref["name"]]["stringData"], f"{where}: Secret key {ref['key']!r}"
-    assert seen == {"services.processor", "services.sender", "services.setup_topics"}
+    assert seen == {"services.processor", "services.sender", "services.setup_topics", "services.lag"}
 
 
 DEPLOYMENTS = {
@@ -365,9 +352,12 @@ DEPLOYMENTS = {
 }
 
 
+LAG_EXPORTER = "review-analytics-lag-exporter"
+
+
 def test_deployments_probe_the_metrics_server_on_the_configured_port(manifests: list[dict[str, Any]]) -> None:
     deployments = by_kind(manifests, "Deployment")
-    assert set(deployments) == set(DEPLOYMENTS)
+    assert set(deployments) == {*DEPLOYMENTS, LAG_EXPORTER}
     for name, (module, config_envs, port_var) in DEPLOYMENTS.items():
         deployment = deployments[name]
         (container,) = pod_spec(deployment)["containers"]
@@ -389,6 +379,29 @@ def test_deployments_probe_the_metrics_server_on_the_configured_port(manifests: 
         assert {"cpu", "memory"} <= set(requests), f"{name}: set cpu and memory requests"
         # SIGTERM handling needs time to commit; the default 30 s is the floor.
         assert pod_spec(deployment).get("terminationGracePeriodSeconds", 30) >= 30
+
+
+def test_the_lag_exporter_serves_on_its_port_and_reads_the_groups_and_topics_the_services_use(
+    manifests: list[dict[str, Any]],
+) -> None:
+    deployments = by_kind(manifests, "Deployment")
+    exporter = deployments[LAG_EXPORTER]
+    (container,) = pod_spec(exporter)["containers"]
+    argv = [*container["command"], *container["args"]]
+    assert check_command(argv) == "services.lag"
+    port = int(argv[argv.index("--serve") + 1])
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": port}
+    assert exporter["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    env = container_env(container, manifests)
+    for name, config_envs, variables in (
+        ("review-analytics-reducer", PROCESSOR_ENVS, ("PROCESSOR_GROUP_ID", "PROCESSOR_FACTS_TOPIC")),
+        ("review-analytics-sender", SENDER_ENVS, ("SENDER_GROUP_ID", "SENDER_EVENTS_TOPIC", "SENDER_DLQ_TOPIC")),
+    ):
+        service_env = container_env(pod_spec(deployments[name])["containers"][0], manifests)
+        for variable in variables:
+            assert effective(env, config_envs, variable) == effective(service_env, config_envs, variable), variable
 
 
 def test_each_deployment_has_a_pod_disruption_budget_selecting_its_pods(manifests: list[dict[str, Any]]) -> None:
