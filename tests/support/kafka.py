@@ -2,10 +2,11 @@
 
 Registered as a pytest plugin by ``tests/conftest.py``, so its fixtures are available to every test:
 
-- ``kafka_broker`` (session): one local KRaft broker (``services.localkafka``) on free ports in a temporary
+- ``kafka_broker`` (session): one local KRaft broker (``tools.localkafka``) on free ports in a temporary
   directory, started once per pytest session and stopped at the end. If it cannot start, every test that
   uses it *errors* with the reason and the broker log tail; it never skips.
 - ``kafka_bootstrap`` (session): ``kafka_broker.bootstrap``, for tests that only need the address.
+- ``kafka_cluster`` (session): a 3-node cluster (``tools.kafkacluster``), started on first use only.
 
 Helpers for tests that want their own broker or their own topics:
 
@@ -26,14 +27,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from services.localkafka import BrokerHandle, LocalKafkaError, free_ports, start_on_free_ports
+from tools.kafkacluster import ClusterHandle, start_cluster_on_free_ports
+from tools.localkafka import BrokerHandle, LocalKafkaError, free_ports, start_on_free_ports
 
 __all__ = [
     "admin_client",
@@ -41,10 +43,12 @@ __all__ = [
     "free_ports",
     "kafka_bootstrap",
     "kafka_broker",
+    "kafka_cluster",
     "partition_ids",
     "random_topic_name",
     "read_topic",
     "start_broker_on_free_ports",
+    "started_or_fail",
     "wait_until",
 ]
 
@@ -52,6 +56,7 @@ __all__ = [
 BROKER_READY_TIMEOUT_S = 90.0
 _TOPIC_NAME_MAX = 249
 _ILLEGAL_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -60,29 +65,46 @@ _ILLEGAL_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
 def start_broker_on_free_ports(data_dir: Path, *, attempts: int = 3, **options: Any) -> BrokerHandle:
-    """Start a private broker in ``data_dir`` on free ports (``services.localkafka.start_on_free_ports``),
+    """Start a private broker in ``data_dir`` on free ports (``tools.localkafka.start_on_free_ports``),
     with the test suite's ready timeout unless ``options`` say otherwise."""
     options.setdefault("ready_timeout", BROKER_READY_TIMEOUT_S)
     return start_on_free_ports(data_dir, attempts=attempts, **options)
+
+
+def started_or_fail(what: str, start: Callable[[], T]) -> T:
+    """``start()`` a local broker or cluster; if it cannot start, fail the test (an error, never a skip) with
+    the launcher's message, which says what to do and ends with the broker log (or mvn output) tail."""
+    try:
+        return start()
+    except LocalKafkaError as exc:
+        failure = f"{what} could not start: {type(exc).__name__}: {exc}"
+    pytest.fail(failure, pytrace=False)  # outside `except`: no duplicated "during handling" traceback
 
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
     """The session's real Kafka broker; errors (never skips) with the broker log tail if it cannot start."""
     data_dir = tmp_path_factory.mktemp("kafka-broker")
-    try:
-        broker = start_broker_on_free_ports(data_dir)
-    except LocalKafkaError as exc:
-        # The message already says what to do and ends with the broker log (or mvn output) tail.
-        failure: str | None = f"the local Kafka broker could not start: {type(exc).__name__}: {exc}"
-    else:
-        failure = None
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)  # outside `except`: no duplicated "during handling" traceback
+    broker = started_or_fail("the local Kafka broker", lambda: start_broker_on_free_ports(data_dir))
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """A 3-node local cluster (``tools.kafkacluster``) on free ports, started on first use and stopped at the
+    end of the session; errors (never skips) like ``kafka_broker``. Tests that kill or stop nodes restore them
+    (``ClusterHandle.ensure_all_running``; the system tests' ``cluster`` fixture does it)."""
+    data_dir = tmp_path_factory.mktemp("kafka-cluster")
+    cluster = started_or_fail(
+        "the local Kafka cluster", lambda: start_cluster_on_free_ports(data_dir, ready_timeout=180.0)
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

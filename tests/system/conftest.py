@@ -8,6 +8,8 @@
   section with the seed and the history path. Any process that exited without the test stopping it
   (``Processes.check_no_unexpected_exit``) fails the test at teardown, whatever the test checked.
 - ``private_broker``: a broker of the test's own (for broker kill/restart), stopped at teardown.
+- ``cluster``: the session's 3-node cluster (``kafka_cluster``), every node running again after the test.
+  ``system_run(cluster=cluster)`` points the run at it and creates its topics with replication factor 3.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 import pytest
 
-from services.localkafka import BrokerHandle
 from tests.support.kafka import start_broker_on_free_ports
+from tests.support.optin import deselect_unless_opted_in
 from tests.system.history import SESSION_MARKER, History, history_dir
 from tests.system.scenario import Run, Settings
+from tools.kafkacluster import ClusterHandle
+from tools.localkafka import BrokerHandle
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,12 +48,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Without ``--soak`` the soak is deselected (not collected as a skip): CI runs no skipped test."""
-    if config.getoption("--soak"):
-        return
-    soak = [item for item in items if "soak" in item.keywords]
-    if soak:
-        config.hook.pytest_deselected(items=soak)
-        items[:] = [item for item in items if "soak" not in item.keywords]
+    deselect_unless_opted_in(config, items, "soak", "--soak")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -78,7 +77,12 @@ async def system_run(
     request.node._system_runs = runs  # type: ignore[attr-defined]
 
     async def make(
-        *, partitions: int = 4, broker: BrokerHandle | None = None, settings: Settings | None = None, **details: Any
+        *,
+        partitions: int = 4,
+        broker: BrokerHandle | None = None,
+        cluster: ClusterHandle | None = None,
+        settings: Settings | None = None,
+        **details: Any,
     ) -> Run:
         name = request.node.name
         short = name.removeprefix("test_")[:40]
@@ -88,11 +92,12 @@ async def system_run(
         log_dir.mkdir(parents=True, exist_ok=True)
         run = Run(
             name=short,
-            bootstrap=(broker or kafka_broker).bootstrap,
+            bootstrap=cluster.bootstrap if cluster is not None else (broker or kafka_broker).bootstrap,
             history=history,
             log_dir=log_dir,
             partitions=partitions,
             broker=broker,
+            cluster=cluster,
             **({"settings": settings} if settings else {}),
         )
         runs.append(run)
@@ -109,6 +114,17 @@ async def system_run(
             await run.close()
     if unexpected:
         pytest.fail("processes exited that the test did not stop:\n" + "\n".join(unexpected), pytrace=False)
+
+
+@pytest.fixture
+def cluster(kafka_cluster: ClusterHandle) -> Iterator[ClusterHandle]:
+    """The session's 3-node cluster (``kafka_cluster``) for one fault test: every node runs when the test
+    starts, and whatever the test leaves killed, stopped or paused is running again after it."""
+    kafka_cluster.ensure_all_running()
+    try:
+        yield kafka_cluster
+    finally:
+        kafka_cluster.ensure_all_running()
 
 
 @pytest.fixture

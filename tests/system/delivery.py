@@ -15,7 +15,11 @@ id(s); the endpoint's parsed rows are canonicalised the same way.
 - R1 Retry-After honoured: a batch answered with ``Retry-After: R`` is not sent again within R s;
 - R2 backoff capped: a batch that failed without Retry-After is sent again within
   request timeout + backoff cap (+1 s of scheduling slack);
-- R3 no retry storm: while the endpoint is down, requests stay within what R1 allows (x1.5).
+- R3 no retry storm: while the endpoint is down, requests stay within what R1 allows (x1.5);
+- P1 rows the endpoint refused (400/422/413 for their thread) are in the sender's dead-letter topic with
+  the status and a response excerpt, and nothing else is;
+- P2 a refused (400/422) batch is sent at most twice;
+- P3 a 413 splits batches until each refused row travels alone (and a multi-row 413 happened).
 
 R1/R2 skip pairs of attempts with a sender interruption in between (a kill, or a rebalance that moved
 the partition: the new owner does not know the old one's wait).
@@ -25,13 +29,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from schemas.headers import DLQ_HTTP_RESPONSE, DLQ_HTTP_STATUS, ROW_ID_HEADER, header
 from tests.system.oracle import Oracle
-from tests.system.verifier import Check, header, sample
+from tests.system.verifier import Check, sample
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -193,3 +198,55 @@ def check_retry_behaviour(
             )
         )
     return checks, figures
+
+
+def check_refusals(
+    oracle: Oracle, requests: Sequence[Any], sender_dlq: Sequence[Any], refused: Mapping[str, int]
+) -> list[Check]:
+    """P1-P3. ``refused``: thread id -> the status the endpoint answers any request holding its rows."""
+    must_refuse: dict[str, int] = {}
+    for rows in oracle.rows_by_family.values():
+        for row_id, value in rows:
+            thread = (_decoder.decode(value).get("event_params") or {}).get("thread_id")
+            if thread in refused:
+                must_refuse[row_id] = refused[thread]
+    problems: list[str] = []
+    dead = {header(r.headers, ROW_ID_HEADER): r for r in sender_dlq}
+    for row_id, status in must_refuse.items():
+        record = dead.get(row_id)
+        if record is None:
+            problems.append(f"{row_id}: refused with {status} but not dead-lettered")
+            continue
+        got = header(record.headers, DLQ_HTTP_STATUS)
+        if got != str(status):
+            problems.append(f"{row_id}: dead letter status {got}, expected {status}")
+        if not header(record.headers, DLQ_HTTP_RESPONSE):
+            problems.append(f"{row_id}: dead letter has no response excerpt")
+    extra = sorted(set(dead) - set(must_refuse), key=str)
+    if extra:
+        problems.append(f"dead-lettered rows nobody refused: {extra[:5]}")
+    attempts = Counter(r.idempotency_key for r in requests if r.status in (400, 422))
+    retried = {k: n for k, n in attempts.items() if n > 2}
+    canon = {row_id: canonical(value) for rows in oracle.rows_by_family.values() for row_id, value in rows}
+    alone_413 = {canonical(r.events[0]) for r in requests if r.status == 413 and len(r.events) == 1}
+    not_split = [i for i, s in must_refuse.items() if s == 413 and canon[i] not in alone_413]
+    multi_413 = sum(1 for r in requests if r.status == 413 and len(r.events) > 1)
+    return [
+        Check(
+            "P1 refused rows dead-lettered with status and excerpt, nothing else",
+            not problems,
+            sample(problems) if problems else f"{len(must_refuse)} rows ({dict(Counter(must_refuse.values()))})",
+        ),
+        Check(
+            "P2 a refused batch is retried at most once",
+            not retried,
+            f"{len(retried)} keys sent more than twice"
+            if retried
+            else f"{len(attempts)} refused batches, at most 2 tries each",
+        ),
+        Check(
+            "P3 a 413 splits the batch down to single rows",
+            not not_split and multi_413 > 0,
+            f"{len(not_split)} rows of C never sent alone; {multi_413} multi-row 413 answers",
+        ),
+    ]

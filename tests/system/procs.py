@@ -53,7 +53,7 @@ INTERESTING_EVENTS = frozenset(
         "negative_control_active",
         "sender_started",
         "sender_stopped",
-        "sender_failed",
+        "command_failed",
         "row_dead_lettered",
         "commit_refused_partition_moved",
         "revoked_workers_did_not_stop",

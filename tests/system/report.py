@@ -27,6 +27,11 @@ END = "<!-- figures:end -->"
 COMMON = ("facts", "rows", "dead_letters", "faults", "commits", "drain_s", "max_stall_s")
 
 
+SOAK_FULL_S = 30 * 60
+SOAK_FULL_THREADS = 5_000
+"""A soak history shorter than 30 minutes or with fewer families is a smoke run of its code."""
+
+
 def latest_histories(directory: Path, since: float = 0.0) -> dict[str, Path]:
     """Newest history file per test name (by modification time), among files modified after ``since``."""
     latest: dict[str, tuple[float, Path]] = {}
@@ -71,7 +76,7 @@ def summarise(path: Path) -> dict[str, Any]:
         outcome = {"passed": "pass", "failed": "FAIL", "skipped": "skipped"}.get(pytest_outcome, pytest_outcome)
         if pytest_outcome == "failed" and not failed and not ends:
             outcome = "FAIL (before the verifier)"
-    if start.get("soak") and (figures.get("facts") or 0) < 900_000:
+    if start.get("soak") and (events[-1]["t"] < SOAK_FULL_S or (start.get("threads") or 0) < SOAK_FULL_THREADS):
         outcome += f" (smoke run: {figures.get('facts')} facts, not the full soak)"
     return {
         "test": start.get("test"),

@@ -25,8 +25,8 @@ import itertools
 import json
 import re
 import time
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,13 @@ import msgspec
 from aiokafka.admin import AIOKafkaAdminClient
 
 from reducer.limits import DEFAULT_LIMITS, Limits
-from services.demo.endpoint import RecordingEndpoint
+from schemas.topics import changelog_topic, dead_letter_topic, pipeline_topics
 from services.errors import ConfigError
-from services.localkafka import BrokerHandle
 from services.processor.broker_limits import BATCH_OVERHEAD_BYTES
-from services.processor.topics import changelog_topic, dead_letter_topic, ensure_topics, pipeline_topics
+from services.processor.hooks import HOOKS_ENV
+from services.processor.topics import ensure_topics, transactional_id
 from tests.support.kafka import random_topic_name, wait_until
+from tests.support.processor_hooks import PROCESSOR_HOOKS
 from tests.system import kafkaview
 from tests.system.history import History
 from tests.system.oracle import Oracle, build_oracle
@@ -59,6 +60,9 @@ from tests.system.verifier import (
     rows_from_watcher,
 )
 from tests.system.workload import BIG_REQUEST_BYTES, Publisher
+from tools.demo.endpoint import RecordingEndpoint
+from tools.kafkacluster import ClusterHandle
+from tools.localkafka import BrokerHandle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Run:
         log_dir: Path,
         partitions: int = 4,
         broker: BrokerHandle | None = None,
+        cluster: ClusterHandle | None = None,
         settings: Settings = SETTINGS,
     ) -> None:
         self.name = name
@@ -132,6 +137,9 @@ class Run:
         self.log_dir = log_dir
         self.partitions = partitions
         self.broker = broker
+        self.cluster = cluster
+        self.replication_factor = min(3, len(cluster.nodes)) if cluster is not None else 1
+        """Of every pipeline topic (with ``min.insync.replicas`` 2 at 3), as ``setup-topics`` creates them."""
         self.settings = settings
         self.procs = Processes(history, log_dir)
         self.facts = random_topic_name(f"{name}-facts")
@@ -153,13 +161,20 @@ class Run:
         self.witness_lines: list[dict[str, Any]] = []
         self.endpoints: list[RecordingEndpoint] = []
         self.oracle: Oracle | None = None
+        self.rows_lost: int | None = None
+        """Set by :meth:`verify`: oracle rows missing from the events topic, and extra copies of rows in it."""
+        self.rows_duplicated: int | None = None
 
     # --- setup -----------------------------------------------------------------------------------
 
     async def setup(self, *, big_facts: bool = False, witness: bool = True) -> None:
         """Create the topics (facts allow 4 MiB records when ``big_facts``) and start the witness."""
         specs = pipeline_topics(
-            facts_topic=self.facts, events_topic=self.events, group_id=self.group, partitions=self.partitions
+            facts_topic=self.facts,
+            events_topic=self.events,
+            group_id=self.group,
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
         )
         if big_facts:
             big = {"max.message.bytes": str(BIG_REQUEST_BYTES)}
@@ -223,7 +238,11 @@ class Run:
 
     def publish_in_background(self, facts: Any, *, rate: float | None = None, label: str = "") -> asyncio.Task[None]:
         """Publish while the test goes on; :meth:`verify` waits for it, :meth:`close` cancels it."""
-        task = asyncio.get_running_loop().create_task(self.publisher.publish(facts, rate=rate, label=label))
+        return self.in_background(self.publisher.publish(facts, rate=rate, label=label))
+
+    def in_background(self, publishing: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a publishing coroutine while the test goes on; :meth:`verify` waits for it, :meth:`close` cancels it."""
+        task = asyncio.get_running_loop().create_task(publishing)
         self._background.append(task)
         return task
 
@@ -253,10 +272,17 @@ class Run:
             "PROCESSOR_LOG_LEVEL": "INFO",
             "RA_CRASH_AT": crash or "",
             "RA_NEGATIVE_CONTROL": negative or "",
+            HOOKS_ENV: PROCESSOR_HOOKS if crash or negative else "",
             **s.bounds_env(),
         }
         env.update(extra)
         return env
+
+    def transactional_ids(self) -> list[str]:
+        """The reducers' transactional ids, one per facts partition (``services.processor.topics.transactional_id``,
+        the prefix being :meth:`reducer_env`'s ``PROCESSOR_TRANSACTIONAL_ID_PREFIX``)."""
+        prefix = self.reducer_env()["PROCESSOR_TRANSACTIONAL_ID_PREFIX"]
+        return [transactional_id(prefix, self.facts, p) for p in range(self.partitions)]
 
     def start_reducer(
         self, base: str = "reducer", *, crash: str | None = None, negative: str | None = None, **extra: str
@@ -401,6 +427,11 @@ class Run:
         events_records = await kafkaview.read_all(self.bootstrap, self.events)
         rows = rows_from_records(events_records)
         del events_records
+        seen = Counter(row.row_id for row in rows)
+        self.rows_lost = len(set(oracle.row_family) - set(seen))
+        self.rows_duplicated = sum(n - 1 for n in seen.values())
+        self.history.figure("rows_lost", self.rows_lost)
+        self.history.figure("rows_duplicated", self.rows_duplicated)
         for check in check_rows(oracle, rows):
             verdict.add(check)
         verdict.add(check_changelog(oracle, await kafkaview.read_all(self.bootstrap, self.changelog)))
@@ -508,6 +539,14 @@ class Run:
                 self.history.write("resume", **entry)
                 results.append(entry)
         return results
+
+    def resume_s(self, t: float) -> float | None:
+        """Seconds from history time ``t`` until every facts partition had a new row visible (witness, after
+        :meth:`verify`); ``None`` if one never had."""
+        later = [[x for x in times if x > t] for times in self.row_times().values()]
+        if not later or not all(later):
+            return None
+        return round(max(times[0] for times in later) - t, 2)
 
     def assert_ok(self, verdict: Verdict) -> None:
         ok = verdict.ok

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from services.demo.generator import Workload
-from services.localkafka import BrokerHandle
 from tests.system import faults
 from tests.system.history import read_history
 from tests.system.procs import ServiceProcess
 from tests.system.scenario import Run
 from tests.system.workload import generate, split
+from tools.demo.generator import Workload
+from tools.localkafka import BrokerHandle
 
 pytestmark = pytest.mark.kafka
 
@@ -61,15 +61,18 @@ async def test_reducers_scaled_1_2_3_2_1_3_with_clean_stops_lose_and_duplicate_n
 async def test_broker_killed_and_restarted_under_load_loses_and_duplicates_nothing(
     system_run: Callable[..., Awaitable[Run]], private_broker: BrokerHandle
 ) -> None:
-    """On a broker of its own: two reducers under load; kill -9 the broker, restart it 10 s later; later
-    restart it cleanly. No reducer is restarted: both must still be running at the end. V1-V8, and the
-    publisher (the app-server side) lost nothing either (ledger check)."""
+    """On a broker of its own: two reducers under load; kill -9 the broker at a moment it reports a
+    reducer transaction open (the broker's own ListTransactions/DescribeTransactions, with the reducers
+    frozen for the moment of the kill so it cannot end first), restart it 10 s later; later restart it
+    cleanly. No reducer is restarted: both must still be running at the end. V1-V8, and the publisher
+    (the app-server side) lost nothing either (ledger check)."""
     run = await system_run(broker=private_broker, threads=800)
     facts = generate(Workload(seed=run.seed, threads=800, concurrency=48))
     await run.setup()
     reducers = [run.start_reducer("reducer-1"), run.start_reducer("reducer-2")]
     run.publish_in_background(facts, rate=300.0, label="load")
-    await faults.broker_kill(run)
+    open_at_kill = await faults.broker_kill(run)
+    kill_line = next(f for f in run.faults if f["kind"] == "broker_kill")
     await asyncio.sleep(10)
     await faults.broker_restart(run)
     await faults.broker_clean_restart(run, progress=20)
@@ -78,6 +81,9 @@ async def test_broker_killed_and_restarted_under_load_loses_and_duplicates_nothi
     run.history.figure("broker_restarts", 2)
     run.history.figure("publisher_failed_sends", run.publisher.fact_publisher.failed)
     run.assert_ok(verdict)
+    assert open_at_kill and set(open_at_kill) <= set(run.transactional_ids()), open_at_kill
+    assert all(txn.partitions for txn in open_at_kill.values()), f"open transactions with no partition: {open_at_kill}"
+    assert sorted(t["txn_id"] for t in kill_line["open_txn"]) == sorted(open_at_kill), kill_line
     assert not dead, f"reducers died across the broker restarts: {dead} -- {run.history.describe()}"
 
 

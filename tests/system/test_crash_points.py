@@ -24,11 +24,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from services.demo.generator import Workload
-from services.processor.faults import CRASH_EXIT_CODE, STEPS
+from services.processor.hooks import STEPS
+from tests.support.processor_hooks import CRASH_EXIT_CODE
 from tests.system.scenario import SETTINGS, Run
 from tests.system.verifier import Verdict
 from tests.system.workload import generate, split
+from tools.demo.generator import Workload
 
 pytestmark = pytest.mark.kafka
 

@@ -19,8 +19,6 @@ import pytest
 
 from schemas.codec import MAX_FACT_BYTES, encode_fact
 from services.config import KafkaSettings
-from services.demo.generator import Workload
-from services.localkafka import BrokerHandle
 from services.producer import BROADCAST, FactPublisher
 from tests.support.builders import (
     completed_command_item,
@@ -33,6 +31,8 @@ from tests.system import faults, kafkaview
 from tests.system.scenario import Run, Settings
 from tests.system.verifier import dead_letter_value_problem
 from tests.system.workload import generate
+from tools.demo.generator import Workload
+from tools.localkafka import BrokerHandle
 
 pytestmark = pytest.mark.kafka
 

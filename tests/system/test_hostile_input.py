@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.demo.generator import GeneratedFact, Workload
+from schemas.headers import header
 from tests.system import kafkaview
 from tests.system.delivery import check_delivery
 from tests.system.history import read_history
@@ -40,8 +40,9 @@ from tests.system.hostile import CLASSES, REDUCED, Builder, HostileFact, Unit
 from tests.system.oracle import Oracle, build_oracle
 from tests.system.procs import ServiceProcess
 from tests.system.scenario import SENDER_ENV, SETTINGS, Run
-from tests.system.verifier import Check, Row, check_rows, header, rows_from_records, sample
+from tests.system.verifier import Check, Row, check_rows, rows_from_records, sample
 from tests.system.workload import generate
+from tools.demo.generator import GeneratedFact, Workload
 
 pytestmark = pytest.mark.kafka
 

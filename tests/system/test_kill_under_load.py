@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from services.demo.generator import Workload
 from tests.system import faults
 from tests.system.scenario import Run
 from tests.system.workload import generate
+from tools.demo.generator import Workload
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
 """Test 8 (sender under endpoint faults) and test 9 (sender permanent errors).
 
-The loopback endpoint (``services.demo.endpoint.RecordingEndpoint``) runs in the test process on its
+The loopback endpoint (``tools.demo.endpoint.RecordingEndpoint``) runs in the test process on its
 own threads and records every request; reducers and senders are subprocesses. Row identity at the
 endpoint is the row's content (see ``tests.system.delivery``).
 """
@@ -13,18 +13,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 import pytest
 
-from reducer.core import UNROUTED_PREFIX
-from services.demo.endpoint import RandomFailures, ResetConnection, Stall, Throttle, Unavailable
-from services.demo.generator import Workload
+from schemas.keys import UNROUTED_PREFIX
 from tests.system import faults, kafkaview
-from tests.system.delivery import canonical, check_delivery, check_retry_behaviour
+from tests.system.delivery import check_delivery, check_refusals, check_retry_behaviour
 from tests.system.history import read_history
 from tests.system.scenario import SENDER_ENV, Run
-from tests.system.verifier import Check, header, sample
 from tests.system.workload import generate
+from tools.demo.endpoint import RandomFailures, ResetConnection, Stall, Throttle, Unavailable
+from tools.demo.generator import Workload
 
 pytestmark = pytest.mark.kafka
 
@@ -136,61 +134,9 @@ async def test_rows_the_endpoint_refuses_are_dead_lettered_after_at_most_one_ret
     for check in checks:
         verdict.add(check)
 
-    # Which rows must be refused, and with which status: by the row's event_params.thread_id.
     assert run.oracle is not None
-    must_refuse: dict[str, int] = {}
-    for rows in run.oracle.rows_by_family.values():
-        for row_id, value in rows:
-            thread = (msgspec.json.decode(value).get("event_params") or {}).get("thread_id")
-            if thread in refused:
-                must_refuse[row_id] = refused[thread]
-    problems: list[str] = []
-    dead = {header(r.headers, "row-id"): r for r in sender_dlq}
-    for row_id, status in must_refuse.items():
-        record = dead.get(row_id)
-        if record is None:
-            problems.append(f"{row_id}: refused with {status} but not dead-lettered")
-            continue
-        if header(record.headers, "status") != str(status):
-            problems.append(f"{row_id}: dead letter status {header(record.headers, 'status')}, expected {status}")
-        if not header(record.headers, "response-excerpt"):
-            problems.append(f"{row_id}: dead letter has no response excerpt")
-    extra = sorted(set(dead) - set(must_refuse), key=str)
-    if extra:
-        problems.append(f"dead-lettered rows nobody refused: {extra[:5]}")
-    verdict.add(
-        Check(
-            "P1 refused rows dead-lettered with status and excerpt, nothing else",
-            not problems,
-            sample(problems) if problems else f"{len(must_refuse)} rows ({dict(Counter(must_refuse.values()))})",
-        )
-    )
-
-    # At most one retry of a refused (400/422) batch: at most two requests per idempotency key.
-    attempts = Counter(r.idempotency_key for r in requests if r.status in (400, 422))
-    retried = {k: n for k, n in attempts.items() if n > 2}
-    verdict.add(
-        Check(
-            "P2 a refused batch is retried at most once",
-            not retried,
-            f"{len(retried)} keys sent more than twice"
-            if retried
-            else f"{len(attempts)} refused batches, at most 2 tries each",
-        )
-    )
-
-    # 413: C's rows each end in a single-row request answered 413.
-    canon = {row_id: canonical(value) for rows in run.oracle.rows_by_family.values() for row_id, value in rows}
-    alone_413 = {canonical(r.events[0]) for r in requests if r.status == 413 and len(r.events) == 1}
-    not_split = [i for i, s in must_refuse.items() if s == 413 and canon[i] not in alone_413]
-    multi_413 = sum(1 for r in requests if r.status == 413 and len(r.events) > 1)
-    verdict.add(
-        Check(
-            "P3 a 413 splits the batch down to single rows",
-            not not_split and multi_413 > 0,
-            f"{len(not_split)} rows of C never sent alone; {multi_413} multi-row 413 answers",
-        )
-    )
+    for check in check_refusals(run.oracle, requests, sender_dlq, refused):
+        verdict.add(check)
     for check in verdict.checks[-len(checks) - 3 :]:
         run.history.write("check", name=check.name, ok=check.ok, detail=check.detail)
     for name, value in figures.items():

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from services.demo.generator import Workload
 from tests.support.kafka import read_topic
 from tests.system import faults
 from tests.system.scenario import Run
 from tests.system.workload import generate
+from tools.demo.generator import Workload
 
 pytestmark = pytest.mark.kafka
 

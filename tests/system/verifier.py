@@ -29,12 +29,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.headers import (
+    DLQ_EXCEPTION,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    header,
+)
 from services.processor.partition import INPUT_OFFSET_KEY
 from tests.system.oracle import Oracle
 from tests.system.workload import Ledger
 
 MAX_DETAIL_ITEMS = 8
-DLQ_HEADERS = ("dlq.reason", "dlq.exception", "dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
+DLQ_HEADERS = (DLQ_REASON, DLQ_EXCEPTION, DLQ_SOURCE_TOPIC, DLQ_SOURCE_PARTITION, DLQ_SOURCE_OFFSET)
 
 
 @dataclass(frozen=True)
@@ -86,13 +94,6 @@ class Row:
 
 def _sha1(value: bytes | None) -> str:
     return hashlib.sha1(value or b"").hexdigest()
-
-
-def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None:
-    for key, value in headers or ():
-        if key == name:
-            return bytes(value).decode("utf-8", "replace")
-    return None
 
 
 def rows_from_records(records: Iterable[Any]) -> list[Row]:

@@ -1,4 +1,4 @@
-"""The generator side of a run: a seeded :class:`services.demo.generator.Workload`, published at a
+"""The generator side of a run: a seeded :class:`tools.demo.generator.Workload`, published at a
 chosen rate through the real :class:`services.producer.FactPublisher`, with a ledger of what was sent.
 
 Oversized poison (more than 1 MiB) cannot pass through ``FactPublisher`` (its producer keeps aiokafka's
@@ -24,9 +24,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from services.config import KafkaSettings
-from services.demo.generator import GeneratedFact, Workload
 from services.producer import BROADCAST, FactPublisher
 from tests.system.history import History
+from tools.demo.generator import GeneratedFact, Workload
 
 BIG_REQUEST_BYTES = 4 * 1024 * 1024
 FLUSH_TIMEOUT_S = 120.0
