@@ -16,7 +16,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from services.localkafka import REPO_ROOT, BrokerHandle
 from tests.support.kafka import (
     admin_client,
     create_topics,
@@ -26,6 +25,7 @@ from tests.support.kafka import (
     start_broker_on_free_ports,
     wait_until,
 )
+from tools.localkafka import REPO_ROOT, BrokerHandle
 
 pytestmark = pytest.mark.kafka
 

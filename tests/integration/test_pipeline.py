@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from services.config import KafkaSettings, SenderConfig
-from services.demo.endpoint import RecordingEndpoint
-from services.demo.generator import Workload
 from tests.support.kafka import wait_until
 from tests.support.pipeline import (
     expected_rows_by_family,
@@ -25,6 +23,8 @@ from tests.support.pipeline import (
     running_processor,
     running_sender,
 )
+from tools.demo.endpoint import RecordingEndpoint
+from tools.demo.generator import Workload
 
 pytestmark = pytest.mark.kafka
 

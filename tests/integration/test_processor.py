@@ -9,13 +9,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.metrics import MetricWrapperBase
 
 from schemas.codec import encode_fact
+from schemas.topics import DEAD_LETTER_TOPIC_MAX_BYTES, changelog_topic
 from services.config import KafkaSettings
 from services.lag import LagReader
 from services.processor.broker_limits import BATCH_OVERHEAD_BYTES, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, read_broker_limits
-from services.processor.deadletter import DEAD_LETTER_TOPIC_MAX_BYTES
-from services.processor.faults import CrashPoints
 from services.processor.partition import restore_consumer, restore_states
-from services.processor.topics import changelog_topic
 from services.processor.transaction import send_batched
 from tests.support.builders import (
     completed_command_item,
@@ -160,7 +158,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     await restorer.start()
     try:
         restored = await restore_states(
-            restorer, changelog_topic(topics.group, topics.facts), [0, 1], crash=CrashPoints(None), idle_ttl_ms=0
+            restorer, changelog_topic(topics.group, topics.facts), [0, 1], idle_ttl_ms=0
         )
     finally:
         await restorer.stop()

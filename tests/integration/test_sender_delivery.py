@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,13 +23,15 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from services.config import KafkaSettings, Secret, SenderConfig
-from services.demo.endpoint import RecordingEndpoint
+from services.dlq_replay import EXIT_OK
+from services.dlq_replay import main as replay_main
 from services.errors import ConfigError
 from services.lag import LagReader
 from services.sender.client import EXCERPT_LIMIT, idempotency_key
 from tests.support.kafka import create_topics, random_topic_name, wait_until
 from tests.support.pipeline import RunningSender
 from tests.support.pipeline import running_sender as start_sender
+from tools.demo.endpoint import RecordingEndpoint
 
 pytestmark = pytest.mark.kafka
 
@@ -125,6 +130,7 @@ async def running_sender(
         "group_id": topics.group,
         "endpoint_url": endpoint.url,
         "auth_token": Secret(TOKEN),
+        "allow_token_over_http": True,  # the recording endpoint is plain http on loopback
         "account_id": "acct-1",
         "request_timeout_s": 2.0,
         "backoff_base_s": 0.01,
@@ -177,6 +183,15 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[object]:
 def sample_sum(registry: CollectorRegistry, name: str) -> float:
     """Sum of a metric's samples over all label values."""
     return sum(sample.value for metric in registry.collect() for sample in metric.samples if sample.name == name)
+
+
+async def replay_dlq(*argv: str) -> dict[str, Any]:
+    """``replay-dlq`` (``services.dlq_replay``) as an operator runs it; its JSON counts."""
+    out = io.StringIO()
+    code = await asyncio.to_thread(replay_main, [*argv, "--json"], env={}, out=out)
+    assert code == EXIT_OK
+    counts: dict[str, Any] = json.loads(out.getvalue())
+    return counts
 
 
 def headers_of(record: object) -> dict[str, str]:
@@ -336,12 +351,13 @@ async def test_rows_answered_400_go_to_the_dlq_with_status_and_excerpt_and_the_r
         headers = headers_of(record)
         row = by_row_id[headers["row-id"]]
         dead_rows.append(row)
-        assert headers["reason"] == "rejected"
-        assert headers["status"] == "400"
-        assert 0 < len(headers["response-excerpt"].encode()) <= EXCERPT_LIMIT
-        assert headers["source-topic"] == topics.events
-        assert int(headers["source-partition"]) == row.partition
-        assert int(headers["source-offset"]) == sum(1 for r in rows if r.partition == row.partition and r.seq < row.seq)
+        assert headers["dlq.reason"] == "rejected"
+        assert headers["dlq.http.status"] == "400"
+        assert 0 < len(headers["dlq.http.response"].encode()) <= EXCERPT_LIMIT
+        assert headers["dlq.source.topic"] == topics.events
+        assert int(headers["dlq.source.partition"]) == row.partition
+        earlier = sum(1 for r in rows if r.partition == row.partition and r.seq < row.seq)
+        assert int(headers["dlq.source.offset"]) == earlier
         assert headers["event-type"] == REVIEW
         assert record.value == row.value  # type: ignore[attr-defined]
         assert record.key == b"bad-thread"  # type: ignore[attr-defined]
@@ -349,6 +365,47 @@ async def test_rows_answered_400_go_to_the_dlq_with_status_and_excerpt_and_the_r
     assert running.registry.get_sample_value(
         "review_analytics_sender_rows_dead_lettered_total", {"reason": "rejected"}
     ) == len(bad)
+
+
+async def test_rows_replayed_from_events_dlq_keep_their_row_ids_headers_and_idempotency_keys(
+    kafka_bootstrap: str, recording_endpoint: RecordingEndpoint
+) -> None:
+    topics = await make_topics(kafka_bootstrap, "dlq-round-trip", partitions=1)
+    rows = [InputRow(seq=i, partition=0, thread_id="bad" if i in (1, 4) else "good") for i in range(6)]
+    bad = [row for row in rows if row.thread_id == "bad"]
+    recording_endpoint.reject_rows(400, thread_ids={"bad"})
+    await produce(kafka_bootstrap, topics.events, rows)
+    async with running_sender(kafka_bootstrap, topics, recording_endpoint, max_batch_rows=1):
+
+        async def everything_committed() -> bool:
+            return await committed(kafka_bootstrap, topics.group, topics.events, 1) == expected_ends(rows, 1)
+
+        await wait_until(everything_committed, timeout=60, message="offsets committed past every row")
+    assert len(await read_all(kafka_bootstrap, topics.dlq, len(bad))) == len(bad)
+
+    recording_endpoint.clear_faults()  # the endpoint is fixed: the dead letters can go back
+    common = ["--dlq-topic", topics.dlq, "--to-topic", topics.events, "--kafka-bootstrap-servers", kafka_bootstrap]
+    dry = await replay_dlq(*common, "--dry-run")
+    assert (dry["scanned"], dry["matched"], dry["replayed"], dry["by_reason"]) == (2, 2, 0, {"rejected": 2})
+    done = await replay_dlq(*common, "--reason", "rejected")
+    assert (done["replayed"], done["by_reason"]) == (2, {"rejected": 2})
+
+    replayed = (await read_all(kafka_bootstrap, topics.events, len(rows) + len(bad)))[len(rows) :]
+    assert [(r.key, r.value, r.headers) for r in replayed] == [  # type: ignore[attr-defined]
+        (b"bad", row.value, (("row-id", row.row_id.encode()), ("event-type", row.event_type.encode())))
+        for row in bad
+    ]
+    first_requests = len(recording_endpoint.requests)
+    async with running_sender(kafka_bootstrap, topics, recording_endpoint, max_batch_rows=1):
+
+        async def replayed_committed() -> bool:
+            return await committed(kafka_bootstrap, topics.group, topics.events, 1) == {0: len(rows) + len(bad)}
+
+        await wait_until(replayed_committed, timeout=60, message="offsets committed past the replayed rows")
+    second = [request for request in recording_endpoint.requests[first_requests:] if request.accepted]
+    assert [(seqs(request.events), request.idempotency_key) for request in second] == [
+        ([row.seq], idempotency_key([row.row_id])) for row in bad
+    ]
 
 
 async def test_a_refused_batch_is_retried_once_then_bisected_so_only_the_refused_row_is_dead_lettered(
@@ -377,7 +434,7 @@ async def test_a_refused_batch_is_retried_once_then_bisected_so_only_the_refused
         ([6, 7], 200),
     ]
     [dead] = await read_all(kafka_bootstrap, topics.dlq, 1)
-    assert (headers_of(dead)["row-id"], headers_of(dead)["status"]) == (rows[5].row_id, "422")
+    assert (headers_of(dead)["row-id"], headers_of(dead)["dlq.http.status"]) == (rows[5].row_id, "422")
 
 
 async def test_a_413_for_big_batches_splits_them_in_halves_until_they_fit(
@@ -417,8 +474,8 @@ async def test_a_single_row_too_large_for_the_endpoint_is_dead_lettered_as_paylo
         await wait_until(everything_committed, timeout=60, message="offsets committed past every row")
 
     [dead] = await read_all(kafka_bootstrap, topics.dlq, 1)
-    assert headers_of(dead)["reason"] == "payload_too_large"
-    assert headers_of(dead)["status"] == "413"
+    assert headers_of(dead)["dlq.reason"] == "payload_too_large"
+    assert headers_of(dead)["dlq.http.status"] == "413"
     assert headers_of(dead)["row-id"] == rows[2].row_id
     assert seqs(recording_endpoint.unique_accepted_events()) == [0, 1, 3, 4]
 
@@ -446,9 +503,9 @@ async def test_a_record_breaking_the_topic_contract_is_dead_lettered_without_bei
 
     [dead] = await read_all(kafka_bootstrap, topics.dlq, 1)
     headers = headers_of(dead)
-    assert headers["reason"] == "malformed_record"
-    assert "row-id" in headers["detail"]
-    assert headers["source-offset"] == "1"
+    assert headers["dlq.reason"] == "malformed_record"
+    assert "row-id" in headers["dlq.message"]
+    assert headers["dlq.source.offset"] == "1"
     assert seqs(recording_endpoint.accepted_events()) == [0, 1]
 
 

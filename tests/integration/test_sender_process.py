@@ -17,8 +17,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.demo.endpoint import RecordingEndpoint
 from tests.support.kafka import create_topics, free_ports, random_topic_name, wait_until
+from tools.demo.endpoint import RecordingEndpoint
 
 pytestmark = pytest.mark.kafka
 
@@ -53,6 +53,7 @@ async def test_sender_process_delivers_serves_metrics_and_exits_0_on_sigterm_wit
         "SENDER_DLQ_TOPIC": dlq,
         "SENDER_GROUP_ID": random_topic_name("process-group"),
         "SENDER_AUTH_TOKEN": TOKEN,
+        "SENDER_ALLOW_TOKEN_OVER_HTTP": "true",
         "SENDER_METRICS_PORT": str(metrics_port),
         "SENDER_LOG_LEVEL": "DEBUG",
     }

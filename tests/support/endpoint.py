@@ -2,7 +2,7 @@
 
 Registered as a pytest plugin by ``tests/conftest.py``:
 
-- ``recording_endpoint`` (function scope): a started :class:`~services.demo.endpoint.RecordingEndpoint` on a
+- ``recording_endpoint`` (function scope): a started :class:`~tools.demo.endpoint.RecordingEndpoint` on a
   free 127.0.0.1 port, with an empty fault schedule; stopped after the test. Point the sender at
   ``recording_endpoint.url``; program faults with its methods (``fail_first``, ``reject_rows``, ...).
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.demo.endpoint import RecordingEndpoint
+from tools.demo.endpoint import RecordingEndpoint
 
 __all__ = ["recording_endpoint"]
 

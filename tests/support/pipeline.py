@@ -17,16 +17,17 @@ from prometheus_client import CollectorRegistry
 from reducer import family_key, initial_state, reduce
 from schemas.codec import decode_fact, encode_row
 from schemas.state import PartitionState
+from schemas.topics import pipeline_topics
 from services.config import KafkaSettings, ProcessorConfig, SenderConfig
 from services.metrics import ProcessorMetrics, SenderMetrics
-from services.processor import service
-from services.processor.faults import CrashPoints
 from services.processor.service import Processor
-from services.processor.topics import ensure_topics, pipeline_topics
+from services.processor.topics import ensure_topics
+from services.processor.transaction import Transaction
 from services.producer import BROADCAST, FactPublisher
 from services.sender.client import EndpointClient
 from services.sender.loop import Sender, create_consumer, create_producer
 from tests.support.kafka import random_topic_name, read_topic
+from tests.support.processor_hooks import CrashPoints
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,15 @@ def hold_commits(monkeypatch: pytest.MonkeyPatch, partition: int) -> asyncio.Eve
     """Make every processor commit of input ``partition`` wait until the returned event is set (before its
     transaction begins); other partitions commit as usual."""
     gate = asyncio.Event()
-    real_commit = service.commit
+    real_commit = Transaction.commit
 
-    async def commit_holding(producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
+    async def commit_holding(self: Transaction, producer: Any, out: Any, *, partition: int, **kwargs: Any) -> None:
         if partition == held:
             await gate.wait()
-        await real_commit(producer, out, partition=partition, **kwargs)
+        await real_commit(self, producer, out, partition=partition, **kwargs)
 
     held = partition
-    monkeypatch.setattr(service, "commit", commit_holding)
+    monkeypatch.setattr(Transaction, "commit", commit_holding)
     return gate
 
 
@@ -131,7 +132,7 @@ async def rows_by_family(bootstrap: str, events_topic: str) -> dict[str, list[by
 
 @contextlib.asynccontextmanager
 async def running_processor(config: ProcessorConfig, crash: str | None = None) -> AsyncIterator[Processor]:
-    processor = Processor(config, metrics=ProcessorMetrics(CollectorRegistry()), crash=CrashPoints(crash))
+    processor = Processor(config, metrics=ProcessorMetrics(CollectorRegistry()), hooks=CrashPoints(crash))
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(processor.run(stop))
     try:
