@@ -14,6 +14,8 @@ Public API::
     TOOLS                                   {name: Tool(package, version)}
     install(name, home=None) -> Installed   build if missing; .path .version .built .duration_s
     installed(name, home=None) -> Path | None
+    module_dir(module) -> Path              a pinned module's source tree (``go mod download``), for data
+                                            files such as the compose-spec JSON schema
 
 Command line: ``python -m tools.gotool install helm`` (prints the binary's path on its last line).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +37,18 @@ from typing import Final
 
 from services.exitcodes import EXIT_FAILED, EXIT_OK
 
-__all__ = ["TOOLS", "GoToolError", "Installed", "Tool", "install", "installed", "main"]
+__all__ = [
+    "COMPOSE_SPEC",
+    "TOOLS",
+    "GoToolError",
+    "Installed",
+    "Module",
+    "Tool",
+    "install",
+    "installed",
+    "main",
+    "module_dir",
+]
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 HOME_ENV: Final = "RA_GOTOOL_HOME"
@@ -57,6 +71,19 @@ TOOLS: Final[dict[str, Tool]] = {
     # Renders and lints deploy/helm (tests/unit/test_helm_chart.py).
     "helm": Tool("helm.sh/helm/v3/cmd/helm", "v3.22.0"),
 }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Module:
+    """A Go module read for its files, not built: ``go mod download <path>@<version>``."""
+
+    path: str
+    version: str
+
+
+# The schema `docker compose config` validates against (compose-go's schema/compose-spec.json);
+# tests/unit/test_deploy_files.py checks docker-compose.yml with it.
+COMPOSE_SPEC: Final = Module("github.com/compose-spec/compose-go/v2", "v2.16.2")
 
 
 class GoToolError(Exception):
@@ -100,12 +127,7 @@ def install(name: str, home: Path | None = None) -> Installed:
     target = _binary(tool, home or default_home())
     if target.is_file():
         return Installed(target, tool.version, built=False, duration_s=time.monotonic() - began)
-    go = shutil.which("go")
-    if go is None:
-        raise GoToolError(
-            f"`go` was not found on PATH; it builds {tool.name} {tool.version} from source once "
-            "(https://go.dev/doc/install, or `apt-get install golang` if recent enough)"
-        )
+    go = _go()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
         # GOTOOLCHAIN=auto (unless set): an older go fetches the Go release the tool's go.mod asks for, even
@@ -120,13 +142,45 @@ def install(name: str, home: Path | None = None) -> Installed:
         )
         built = Path(scratch) / tool.name
         if result.returncode != 0 or not built.is_file():
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-_OUTPUT_TAIL_LINES:])
-            raise GoToolError(
-                f"`go install {tool.package}@{tool.version}` failed (exit {result.returncode}); check network "
-                f"access to the Go module proxy (GOPROXY={env.get('GOPROXY') or 'default'}):\n{tail}"
-            )
+            raise _failure(f"go install {tool.package}@{tool.version}", result)
         os.replace(built, target)
     return Installed(target, tool.version, built=True, duration_s=time.monotonic() - began)
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise GoToolError(
+            "`go` was not found on PATH; it fetches pinned Go modules through the module proxy "
+            "(https://go.dev/doc/install, or `apt-get install golang` if recent enough)"
+        )
+    return go
+
+
+def _failure(command: str, result: subprocess.CompletedProcess[str]) -> GoToolError:
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-_OUTPUT_TAIL_LINES:])
+    return GoToolError(
+        f"`{command}` failed (exit {result.returncode}); check network access to the Go module proxy "
+        f"(GOPROXY={os.environ.get('GOPROXY') or 'default'}):\n{tail}"
+    )
+
+
+def module_dir(module: Module) -> Path:
+    """The read-only source tree of ``module`` in Go's module cache, downloaded (checksum-verified) if missing."""
+    spec = f"{module.path}@{module.version}"
+    result = subprocess.run(
+        [_go(), "mod", "download", "-json", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tempfile.gettempdir(),
+    )
+    if result.returncode != 0:
+        raise _failure(f"go mod download {spec}", result)
+    directory = json.loads(result.stdout).get("Dir")
+    if not isinstance(directory, str) or not Path(directory).is_dir():
+        raise GoToolError(f"`go mod download {spec}` named no source directory: {result.stdout.strip()[:300]}")
+    return Path(directory)
 
 
 def _build_parser() -> argparse.ArgumentParser:

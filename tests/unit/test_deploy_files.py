@@ -1,5 +1,9 @@
 """docker-compose.yml, deploy/*.yaml, deploy/prometheus.yml and the Dockerfile, checked against the code.
 
+docker-compose.yml is also validated as ``docker compose config`` does: against the compose-spec JSON schema
+(compose-go's own copy, fetched once through the Go module proxy) and for references to undeclared services
+and volumes.
+
 Docker and Kubernetes are not needed: the files are parsed with PyYAML and every command, environment
 variable, port, probe path, consumer group, topic and replica cap is compared with what the code really
 accepts or uses. The variable names come from the ``setting(env, ...)`` metadata of ``services/config.py``
@@ -10,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib
 import importlib.util
 import io
+import json
 import re
 import shlex
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import msgspec
 import msgspec.inspect as mi
 import pytest
@@ -31,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from services.config import KafkaSettings, ProcessorConfig, SenderConfig
 from services.metrics import start_metrics_server
 from services.setup_topics import read_args
+from tools.gotool import COMPOSE_SPEC, module_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -171,6 +179,75 @@ def argv_of(service: dict[str, Any]) -> list[str]:
 
 def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in services_of(compose).items() if str(s.get("image", "")).startswith("review-")}
+
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+
+
+def interpolated(node: Any) -> Any:
+    """``node`` with ``${VAR}`` and ``${VAR:-default}`` replaced as compose does with nothing set."""
+    if isinstance(node, str):
+        return _VARIABLE.sub(lambda m: m.group("default") or "", node)
+    if isinstance(node, dict):
+        return {key: interpolated(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolated(value) for value in node]
+    return node
+
+
+@pytest.fixture(scope="module")
+def compose_spec() -> jsonschema.Draft202012Validator:
+    """The JSON schema ``docker compose config`` validates with, from compose-go through the Go module proxy."""
+    schema = json.loads((module_dir(COMPOSE_SPEC) / "schema" / "compose-spec.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def compose_errors(validator: jsonschema.Draft202012Validator, document: dict[str, Any]) -> list[str]:
+    """What ``docker compose config`` would refuse: schema errors, then references to undeclared names."""
+    document = interpolated(document)
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(document)
+    ]
+    services = document.get("services") or {}
+    declared_volumes = set(document.get("volumes") or {})
+    for name, service in services.items():
+        depends = service.get("depends_on") or []
+        for target in depends if isinstance(depends, list) else list(depends):
+            if target not in services:
+                errors.append(f"services/{name}/depends_on: undefined service {target!r}")
+        for volume in service.get("volumes") or []:
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+            if source and not source.startswith((".", "/", "~")) and source not in declared_volumes:
+                errors.append(f"services/{name}/volumes: undefined volume {source!r}")
+    return errors
+
+
+def test_compose_file_passes_the_compose_spec_schema_and_its_references_resolve(
+    compose: dict[str, Any], compose_spec: jsonschema.Draft202012Validator
+) -> None:
+    assert compose_errors(compose_spec, compose) == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda c: c["services"]["kafka"].update(enviroment={}), "'enviroment' was unexpected"),
+        (lambda c: c["services"]["kafka"].update(ports="9092:9092"), "is not of type 'array'"),
+        (lambda c: c["services"]["kafka"].update(depends_on=["no-such-service"]), "undefined service"),
+        (lambda c: c["services"]["kafka"].update(volumes=["no-such-volume:/data"]), "undefined volume"),
+    ],
+    ids=["misspelt-key", "wrong-type", "unknown-dependency", "undeclared-volume"],
+)
+def test_compose_check_refuses_a_broken_compose_file(
+    compose: dict[str, Any],
+    compose_spec: jsonschema.Draft202012Validator,
+    breakage: Callable[[dict[str, Any]], None],
+    expected: str,
+) -> None:
+    broken = copy.deepcopy(compose)
+    breakage(broken)
+    assert any(expected in error for error in compose_errors(compose_spec, broken))
 
 
 def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
