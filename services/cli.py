@@ -114,6 +114,7 @@ def command_parser(name: str, *, description: str, epilog: str | None = None) ->
 # Exit codes
 # --------------------------------------------------------------------------------------------------------
 
+
 def exit_code(error: BaseException) -> int:
     """The exit code of a command that raised ``error``: :func:`services.kafka_errors.classify_failure`, the
     one table (a usage or configuration error 2, a refused login or certificate 4, nothing answered 3)."""

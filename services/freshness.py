@@ -45,7 +45,10 @@ async def head_timestamps(
 ) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
     """Timestamp (ms) of the first record in ``[start, end)`` of each partition, ``heads[tp] = (start, end)``.
 
-    ``consumer`` is group-less; its assignment is replaced for the read and emptied after it. Returns
+    ``consumer`` is group-less. Its assignment is replaced only when the partitions to read differ from
+    the last call's, and every partition is paused after the read, never unassigned: aiokafka 0.14's
+    fetcher swallows its own cancellation while it winds down a replaced assignment, so a ``stop()`` that
+    lands in that moment never returns (the lag monitor of a stopping service hung on it). Returns
     ``(found, unread)``: partitions whose range holds no readable record (only transaction markers or
     aborted records, or an empty range) are in neither, and those not read within ``timeout_s`` are in
     ``unread``.
@@ -54,10 +57,12 @@ async def head_timestamps(
     found: dict[TopicPartition, int] = {}
     if not pending:
         return found, set()
-    consumer.assign(sorted(pending))
+    if consumer.assignment() != pending:
+        consumer.assign(sorted(pending))
     try:
         for tp in pending:
             consumer.seek(tp, heads[tp][0])
+        consumer.resume(*pending)
         deadline = time.monotonic() + timeout_s
         while pending and (left := deadline - time.monotonic()) > 0:
             batch = await consumer.getmany(*pending, timeout_ms=max(1, int(left * 1000)))
@@ -70,7 +75,7 @@ async def head_timestamps(
                 if await consumer.position(tp) >= heads[tp][1]:  # read past the end: only markers were left
                     pending.discard(tp)
     finally:
-        consumer.assign([])
+        consumer.pause(*consumer.assignment())  # no fetching between reads
     return found, pending
 
 

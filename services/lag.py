@@ -489,7 +489,7 @@ async def _main(args: argparse.Namespace, environ: Mapping[str, str], stdout: Te
     elif not args.list:
         groups = default_groups(environ)
     if args.serve is not None:
-        return _serve(kafka, groups, args, environ)
+        return await _serve(kafka, groups, args, environ)
     last_code = [EXIT_OK]
     try:
         return await _run(kafka, groups, args, stdout, last_code)
@@ -502,7 +502,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     return run_command("lag", build_parser, _main, argv, env=env, out=out)
 
 
-def _serve(kafka: KafkaSettings, groups: Groups, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+async def _serve(kafka: KafkaSettings, groups: Groups, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """``--serve PORT``: :mod:`services.lag_exporter` (imported here: it builds on this module)."""
     from services import lag_exporter
     from services.logging import configure_logging
@@ -510,7 +510,7 @@ def _serve(kafka: KafkaSettings, groups: Groups, args: argparse.Namespace, env: 
     configure_logging("lag-exporter")
     dlq_topics = args.dlq_topic or lag_exporter.default_dlq_topics(env)
     interval = args.watch or lag_exporter.DEFAULT_INTERVAL_S
-    return lag_exporter.serve(kafka, groups, dlq_topics, port=args.serve, interval_s=interval)
+    return await lag_exporter.serve(kafka, groups, dlq_topics, port=args.serve, interval_s=interval)
 
 
 if __name__ == "__main__":

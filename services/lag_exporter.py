@@ -43,7 +43,7 @@ def default_dlq_topics(env: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys([facts_dlq, sender_dlq]))
 
 
-def serve(
+async def serve(
     kafka: KafkaSettings,
     groups: Mapping[str, Sequence[str]],
     dlq_topics: Sequence[str],
@@ -53,18 +53,6 @@ def serve(
     host: str = "0.0.0.0",  # all interfaces: scraped from outside the pod
 ) -> int:
     """Export until SIGTERM/SIGINT; returns the exit code (0)."""
-    return asyncio.run(_serve(kafka, groups, dlq_topics, port=port, interval_s=interval_s, host=host))
-
-
-async def _serve(
-    kafka: KafkaSettings,
-    groups: Mapping[str, Sequence[str]],
-    dlq_topics: Sequence[str],
-    *,
-    port: int,
-    interval_s: float,
-    host: str,
-) -> int:
     registry = CollectorRegistry()
     metrics = LagMetrics(registry)
     (last_success,) = (family.name for family in metrics.last_success.describe())

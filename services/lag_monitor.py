@@ -39,6 +39,8 @@ from services.metrics import LagMetrics
 __all__ = ["DEFAULT_INTERVAL_S", "export_dlq_depths", "export_lag", "run_lag_monitor", "start_lag_monitor"]
 
 DEFAULT_INTERVAL_S: Final = 15.0
+CLOSE_TIMEOUT_S: Final = 10.0
+"""How long stopping waits for the lag clients to close before it moves on (logged as a warning)."""
 
 log = structlog.get_logger("lag_monitor")
 
@@ -117,10 +119,18 @@ async def run_lag_monitor(
 
 
 async def _close_quietly(reader: LagReader) -> None:
-    try:
-        await reader.close()
-    except (KafkaError, OSError, TimeoutError) as error:
+    """Close ``reader``; give up after :data:`CLOSE_TIMEOUT_S` so that a stuck client never holds up the
+    service's shutdown (the task is left to the loop, which the stopping process closes anyway)."""
+    closing = asyncio.ensure_future(reader.close())
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S)
+    if not done:
+        log.warning("lag_monitor_close_timed_out", timeout_s=CLOSE_TIMEOUT_S)
+        return
+    error = closing.exception()
+    if isinstance(error, (KafkaError, OSError, TimeoutError)):
         log.debug("lag_monitor_close_failed", error=repr(error))
+    elif error is not None:
+        raise error
 
 
 def start_lag_monitor(

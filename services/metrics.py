@@ -247,8 +247,7 @@ class ProcessorMetrics:
         )
         self.backlog_bytes = Gauge(
             f"{p}_backlog_bytes",
-            "Value bytes held per input partition, fetched but not yet committed (transaction in flight plus "
-            "backlog).",
+            "Value bytes held per input partition, fetched but not yet committed (transaction in flight plus backlog).",
             ["partition"],
             registry=registry,
         )

@@ -245,9 +245,7 @@ def _resumed_subagent_thread() -> list[Any]:
 def test_compaction_event_ingests_custom_fact() -> None:
     """T4."""
     state = drop_rows(_resumed_subagent_thread())
-    fact = sample_compaction(
-        status="failed", error="context limit exceeded", active_context_tokens_after=131_000
-    )
+    fact = sample_compaction(status="failed", error="context limit exceeded", active_context_tokens_after=131_000)
     _, rows = run([fact], state)
     assert as_json(rows) == golden("compaction_event_ingests_custom_fact")
 

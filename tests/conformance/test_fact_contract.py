@@ -63,4 +63,3 @@ def test_the_schema_and_the_decoder_both_refuse_a_fact_with_a_wrong_field_type()
     assert not _validator().is_valid(fact)
     with pytest.raises(InvalidFact, match=r"\$\.observed_at_ms"):
         decode_fact(json.dumps(fact).encode())
-

@@ -157,9 +157,7 @@ async def test_the_changelog_holds_the_committed_input_offset_of_every_partition
     restorer = restore_consumer(bootstrap_servers=kafka_bootstrap)
     await restorer.start()
     try:
-        restored = await restore_states(
-            restorer, changelog_topic(topics.group, topics.facts), [0, 1], idle_ttl_ms=0
-        )
+        restored = await restore_states(restorer, changelog_topic(topics.group, topics.facts), [0, 1], idle_ttl_ms=0)
     finally:
         await restorer.stop()
     assert {partition: offset for partition, (_, offset) in restored.items()} == committed

@@ -48,9 +48,7 @@ async def changelog_state(bootstrap: str, topics: Topics) -> tuple[dict[str, byt
     consumer = restore_consumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        restored = await restore_states(
-            consumer, changelog_topic(topics.group, topics.facts), [0], idle_ttl_ms=10**12
-        )
+        restored = await restore_states(consumer, changelog_topic(topics.group, topics.facts), [0], idle_ttl_ms=10**12)
     finally:
         await consumer.stop()
     reducer, offset = restored[0]

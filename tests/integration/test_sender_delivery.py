@@ -392,8 +392,7 @@ async def test_rows_replayed_from_events_dlq_keep_their_row_ids_headers_and_idem
 
     replayed = (await read_all(kafka_bootstrap, topics.events, len(rows) + len(bad)))[len(rows) :]
     assert [(r.key, r.value, r.headers) for r in replayed] == [  # type: ignore[attr-defined]
-        (b"bad", row.value, (("row-id", row.row_id.encode()), ("event-type", row.event_type.encode())))
-        for row in bad
+        (b"bad", row.value, (("row-id", row.row_id.encode()), ("event-type", row.event_type.encode()))) for row in bad
     ]
     first_requests = len(recording_endpoint.requests)
     async with running_sender(kafka_bootstrap, topics, recording_endpoint, max_batch_rows=1):

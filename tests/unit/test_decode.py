@@ -157,8 +157,6 @@ def test_envelope_without_the_optional_observed_time_still_decodes() -> None:
 # --- fuzzing --------------------------------------------------------------------------------------
 
 
-
-
 def _decodes_or_refuses(raw: bytes) -> None:
     try:
         envelope = decode_fact(raw)
