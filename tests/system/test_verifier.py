@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from schemas.headers import DLQ_HTTP_RESPONSE, DLQ_HTTP_STATUS, ROW_ID_HEADER
 from tests.system.delivery import check_delivery, check_refusals, check_retry_behaviour
 from tests.system.history import History
 from tests.system.hostile import CLASSES, REDUCED, HostileFact
@@ -265,7 +266,11 @@ def request(
 
 
 def dead_row(row_id: str, status: int = 400, excerpt: str = "refused") -> SimpleNamespace:
-    headers = [("row-id", row_id.encode()), ("status", str(status).encode()), ("response-excerpt", excerpt.encode())]
+    headers = [
+        (ROW_ID_HEADER, row_id.encode()),
+        (DLQ_HTTP_STATUS, str(status).encode()),
+        (DLQ_HTTP_RESPONSE, excerpt.encode()),
+    ]
     return SimpleNamespace(headers=headers)
 
 
