@@ -2,6 +2,7 @@
 
 - ``--soak``: run the tests marked ``soak`` (long; never in CI). Without it they are deselected (pytest
   reports them as deselected), so a CI run has no skipped test.
+- ``--cluster-all``: also run the cluster scenarios marked ``cluster_extra`` (deselected likewise).
 - ``system_run``: a factory ``await system_run(partitions=4, broker=None)`` -> :class:`Run` with a seed
   (``RA_SEED`` to replay one, else random), a history file and unique topics; every process it
   started is killed at teardown, whatever the outcome. On failure the report gets a "system run"
@@ -38,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the reliability soak (tests/system, marked 'soak'; about 30 minutes, not for CI)",
     )
+    parser.addoption(
+        "--cluster-all",
+        action="store_true",
+        default=False,
+        help="also run the cluster scenarios marked 'cluster_extra' (node SIGSTOP, rolling restart; about "
+        "2.5 minutes each, kept out of CI's 30-minute budget)",
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -47,8 +55,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without ``--soak`` the soak is deselected (not collected as a skip): CI runs no skipped test."""
+    """Without ``--soak`` the soak is deselected (not collected as a skip), and so are the extra cluster
+    scenarios without ``--cluster-all``: CI runs no skipped test."""
     deselect_unless_opted_in(config, items, "soak", "--soak")
+    deselect_unless_opted_in(config, items, "cluster_extra", "--cluster-all")
 
 
 @pytest.hookimpl(wrapper=True)

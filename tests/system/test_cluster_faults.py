@@ -20,6 +20,8 @@ fault is the time from the fault until every facts partition has a new row visib
   in-sync replica is below ``min.insync.replicas``, and one controller of three is no quorum), no process may
   exit, and processing resumes by itself once both nodes are back.
 
+CI runs the leader kill and the quorum loss; the SIGSTOP and the rolling restart are marked ``cluster_extra``
+and run with ``--cluster-all`` (together the four take about 10 minutes here, a third of CI's budget).
 ``RA_CLUSTER_REPEAT=N`` runs each scenario N times (default 1): the extra runs are the opt-in repetitions
 (docs/reliability.md, "Cluster faults").
 """
@@ -154,6 +156,7 @@ async def test_partition_leader_killed_three_times_inside_open_transactions_lose
     assert len(killed) == 3, killed
 
 
+@pytest.mark.cluster_extra
 @repeat
 async def test_a_node_paused_past_its_session_timeout_loses_and_duplicates_nothing(
     system_run: Callable[..., Awaitable[Run]], cluster: ClusterHandle, attempt: int
@@ -167,6 +170,7 @@ async def test_a_node_paused_past_its_session_timeout_loses_and_duplicates_nothi
     await finish(load, ("node_sigstop",))
 
 
+@pytest.mark.cluster_extra
 @repeat
 async def test_rolling_restart_of_all_three_nodes_under_load_loses_and_duplicates_nothing(
     system_run: Callable[..., Awaitable[Run]], cluster: ClusterHandle, attempt: int
