@@ -14,26 +14,13 @@ from services.config import KafkaSettings
 from services.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from services.lag import LagReader, main
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
-    sample_server_response,
-    sample_thread_response,
 )
 from tests.support.kafka import free_ports, wait_until
 from tests.support.pipeline import Topics, make_topics, publish, running_processor
 
 pytestmark = pytest.mark.kafka
-
-
-def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
-    envelopes = [
-        sample_thread_response(thread, request_id=request_id),
-        sample_command_approval_request(request_id, thread_id=thread),
-        sample_server_response(request_id, "accept", thread_id=thread),
-        *completed_command_item(thread),
-    ]
-    return [(env.thread_id, encode_fact(env)) for env in envelopes]
 
 
 async def lag_cli(*argv: str) -> tuple[int, str]:
@@ -62,7 +49,7 @@ async def test_lag_is_non_zero_while_the_reducer_is_stopped_and_zero_after_it_ca
     topics = await make_topics(kafka_bootstrap, "lag-cli", partitions=3)
     config = topics.processor_config(kafka_bootstrap)
     first = [(None, encode_fact(sample_initialize()))] + [
-        fact for index in range(4) for fact in family_facts(f"thread-a{index}", 300 + index)
+        fact for index in range(4) for fact in reviewed_family(f"thread-a{index}", 300 + index)
     ]
     await publish(kafka_bootstrap, topics.facts, first)
 
@@ -74,7 +61,7 @@ async def test_lag_is_non_zero_while_the_reducer_is_stopped_and_zero_after_it_ca
 
         await wait_until(first_batch_committed, timeout=60, message="first batch committed")
 
-    second = [fact for index in range(5) for fact in family_facts(f"thread-b{index}", 400 + index)]
+    second = [fact for index in range(5) for fact in reviewed_family(f"thread-b{index}", 400 + index)]
     await publish(kafka_bootstrap, topics.facts, second)
 
     code, stopped = await group_lag_json(kafka_bootstrap, topics)
@@ -134,7 +121,7 @@ async def test_lag_is_non_zero_while_the_reducer_is_stopped_and_zero_after_it_ca
 
 async def test_a_group_that_never_committed_lags_by_the_whole_topic(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap, "lag-new-group", partitions=2)
-    facts = [fact for index in range(3) for fact in family_facts(f"thread-c{index}", 500 + index)]
+    facts = [fact for index in range(3) for fact in reviewed_family(f"thread-c{index}", 500 + index)]
     await publish(kafka_bootstrap, topics.facts, facts)
     code, group = await group_lag_json(kafka_bootstrap, topics)
     assert code == EXIT_OK

@@ -32,11 +32,9 @@ from services.processor.service import Processor
 from services.sender.client import EndpointClient
 from services.sender.loop import Sender, create_consumer, create_producer
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
     sample_server_response,
-    sample_thread_response,
 )
 from tests.support.kafka import read_topic, wait_until
 from tests.support.pipeline import Topics, expected_rows_by_family, hold_commits, make_topics, offline_run, publish
@@ -49,20 +47,10 @@ YEAR_2100_MS = 4_102_444_800_000
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
-    envelopes = [
-        sample_thread_response(thread, request_id=request_id),
-        sample_command_approval_request(request_id, thread_id=thread),
-        sample_server_response(request_id, "accept", thread_id=thread),
-        *completed_command_item(thread),
-    ]
-    return [(env.thread_id, encode_fact(env)) for env in envelopes]
-
-
 def fact_stream() -> list[tuple[str | None, bytes]]:
     facts: list[tuple[str | None, bytes]] = [(None, encode_fact(sample_initialize()))]
     for index in range(10):
-        facts.extend(family_facts(f"thread-m{index}", 700 + index))
+        facts.extend(reviewed_family(f"thread-m{index}", 700 + index))
     facts.append(("thread-poison", b"\x00 not a fact"))
     # An answer to a request nobody asked (the rules drop it: unknown_request_id), from a producer whose clock
     # is in the year 2100 (too far ahead to move the watermark: a hit of max_clock_skew_ms).

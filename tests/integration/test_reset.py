@@ -17,11 +17,8 @@ from services.lag import LagReader
 from services.processor.partition import restore_consumer, restore_states
 from services.reset import main
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
-    sample_server_response,
-    sample_thread_response,
 )
 from tests.support.kafka import read_topic, wait_until
 from tests.support.pipeline import Topics, make_topics, publish, running_processor
@@ -65,15 +62,10 @@ async def caught_up(bootstrap: str, topics: Topics, end: int) -> None:
 async def test_reset_moves_offsets_and_changelog_state_together(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap, "reset", partitions=1)
     # One family whose review spans the reset point: the request before it, its answer after it.
-    facts = [
-        encode_fact(sample_initialize()),
-        encode_fact(sample_thread_response("thread-r", request_id=1)),
-        encode_fact(sample_command_approval_request(7, thread_id="thread-r")),  # offsets 0-2: before the point
-        encode_fact(sample_server_response(7, "accept", thread_id="thread-r")),
-        *(encode_fact(env) for env in completed_command_item("thread-r")),
-    ]
+    # Offsets 0-2 (initialize, thread started, approval requested) are before the point; the answer is after it.
+    facts = [(None, encode_fact(sample_initialize())), *reviewed_family("thread-r", 7)]
     point = 3
-    await publish(kafka_bootstrap, topics.facts, [(None, facts[0]), *(("thread-r", f) for f in facts[1:])])
+    await publish(kafka_bootstrap, topics.facts, facts)
     config = topics.processor_config(kafka_bootstrap)
     async with running_processor(config):
         await caught_up(kafka_bootstrap, topics, len(facts))
@@ -102,7 +94,7 @@ async def test_reset_moves_offsets_and_changelog_state_together(kafka_bootstrap:
     assert code == EXIT_OK, text
     assert await committed(kafka_bootstrap, topics) == point
     expected = PartitionReducer(idle_ttl_ms=config.idle_ttl_ms)
-    expected.run(facts[:point])
+    expected.run([value for _key, value in facts[:point]])
     state, stored_offset = await changelog_state(kafka_bootstrap, topics)
     assert (state, stored_offset) == (snapshot(expected.state), point)
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from reducer import initial_state, reduce
-from schemas.codec import decode_fact, encode_row
+from schemas.codec import decode_fact, encode_fact, encode_row
 from schemas.events import Row
 from schemas.facts import FactEnvelope
 from schemas.state import PartitionState
@@ -223,6 +223,18 @@ def completed_command_item(
         sample_item_started(sample_command_item(item_id, status="inProgress"), thread_id=thread_id, family=family),
         sample_item_completed(sample_command_item(item_id), thread_id=thread_id, family=family),
     ]
+
+
+def reviewed_family(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
+    """One thread family as keyed, encoded records: the thread started, a command approval requested and
+    accepted, the command run to completion (a review row and a tool-item row once reduced)."""
+    envelopes = [
+        sample_thread_response(thread, request_id=request_id),
+        sample_command_approval_request(request_id, thread_id=thread),
+        sample_server_response(request_id, "accept", thread_id=thread),
+        *completed_command_item(thread),
+    ]
+    return [(env.thread_id, encode_fact(env)) for env in envelopes]
 
 
 # --- approvals ------------------------------------------------------------------------------------

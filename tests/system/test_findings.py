@@ -21,11 +21,8 @@ from schemas.codec import MAX_FACT_BYTES, encode_fact
 from services.config import KafkaSettings
 from services.producer import BROADCAST, FactPublisher
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
-    sample_server_response,
-    sample_thread_response,
 )
 from tests.system import faults, kafkaview
 from tests.system.scenario import Run, Settings
@@ -42,16 +39,6 @@ fits aiokafka's default 1 MiB ``max_request_size`` and the broker's default 1,04
 limit, so ``FactPublisher`` and the facts topic accept it; the dead-letter record carries the same
 value plus six ``dlq.*`` headers (about 250 bytes more here; ``dlq.message`` alone may take 2 KiB),
 which is over 1 MiB."""
-
-
-def family(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
-    envelopes = [
-        sample_thread_response(thread, request_id=request_id),
-        sample_command_approval_request(request_id, thread_id=thread),
-        sample_server_response(request_id, "accept", thread_id=thread),
-        *completed_command_item(thread),
-    ]
-    return [(env.thread_id, encode_fact(env)) for env in envelopes]
 
 
 @pytest.mark.parametrize("variant", ["near_limit_garbage", "oversized", "over_3_mib"])
@@ -75,7 +62,7 @@ async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partitio
     garbage = b"\xff" + rng.randbytes(size - 1)
     publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f1")
     await publisher.start()
-    for key, value in [(None, encode_fact(sample_initialize())), *family("thread-f1", 7)[:2]]:
+    for key, value in [(None, encode_fact(sample_initialize())), *reviewed_family("thread-f1", 7)[:2]]:
         publisher.publish_encoded(publisher_key(key), value)
     await asyncio.wait_for(publisher.flush(), 30)
     if variant == "near_limit_garbage":
@@ -83,7 +70,7 @@ async def test_f1_a_huge_bad_fact_is_dead_lettered_without_stalling_its_partitio
     else:
         await run.publisher.start_big()
         await run.publisher.send_big(b"thread-f1", garbage)
-    for key, value in family("thread-f1", 7)[2:]:
+    for key, value in reviewed_family("thread-f1", 7)[2:]:
         publisher.publish_encoded(publisher_key(key), value)
     await asyncio.wait_for(publisher.close(), 30)
     run.start_reducer()
@@ -114,7 +101,7 @@ async def test_f2_a_fact_the_producer_refuses_does_not_silently_drop_every_later
     await publisher.start()
     try:
         accepted = publisher.publish_encoded(b"thread-f2", b"{" + b" " * (2 * 1024 * 1024) + b"}")
-        later = [publisher.publish_encoded(b"thread-f2", value) for _key, value in family("thread-f2", 9)]
+        later = [publisher.publish_encoded(b"thread-f2", value) for _key, value in reviewed_family("thread-f2", 9)]
         try:
             await asyncio.wait_for(publisher.flush(), 15)
             flushed = True
@@ -244,8 +231,8 @@ async def test_f4_a_batch_resent_after_a_sender_crash_carries_the_idempotency_ke
     run = await system_run(partitions=1)
     endpoint = run.start_endpoint()
     init = [(None, encode_fact(sample_initialize()))]
-    first = init + [fact for index in range(3) for fact in family(f"thread-f4-{index}", 40 + index)]
-    second = [fact for index in range(3, 6) for fact in family(f"thread-f4-{index}", 40 + index)]
+    first = init + [fact for index in range(3) for fact in reviewed_family(f"thread-f4-{index}", 40 + index)]
+    second = [fact for index in range(3, 6) for fact in reviewed_family(f"thread-f4-{index}", 40 + index)]
     await run.setup(witness=False)
     run.start_reducer()
     publisher = FactPublisher(kafka=KafkaSettings(bootstrap_servers=run.bootstrap), topic=run.facts, producer_id="f4")
