@@ -8,6 +8,7 @@ recorded rows digest (tests/unit/test_reducer_digest.py) exactly as pure Python 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -120,3 +121,22 @@ def test_the_compiled_reducer_writes_the_recorded_rows_byte_for_byte(tmp_path: P
     subprocess.run([sys.executable, "-m", "tools.compile", "clean"], cwd=tree, check=True, capture_output=True)
     assert not list(tree.glob(f"**/*{EXT}"))
     assert _run(tree, VARIANT, None).stdout.strip() == "pure"
+
+
+def test_bench_b1_reports_the_build_it_measured(tmp_path: Path) -> None:
+    """``bench --variants`` runs B1 per build in child processes and names the build in every row; the pure
+    build needs no compiled modules, so this runs everywhere (the compiled one is measured by hand)."""
+    out = tmp_path / "b1.json"
+    command = [sys.executable, "-m", "tools.bench", "--smoke", "--cases", "B1", "--variants", "pure"]
+    command += ["--json", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["variant"] in ("pure", "compiled")  # this process's build (a fresh in-place build counts)
+    assert document["variants_b1"] == ["pure"]
+    (case,) = document["cases"]
+    assert case["error"] is None
+    assert case["series"]["variants"] == ["pure"]
+    assert case["series"]["rows_digest"] == case["series"]["rows_digests"]["pure"]
+    assert all(row["name"].endswith("[pure]") for row in case["rows"])
+    assert len(case["rows"][0]["runs"]) == 3
