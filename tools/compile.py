@@ -54,7 +54,7 @@ def build(*, opt_level: str = "3", jobs: int = 1, verbose: bool = False) -> int:
         "paths, opt, target, group, jobs = sys.argv[1].split(','), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]\n"
         "extensions = mypycify(paths, opt_level=opt, target_dir=target, group_name=group)\n"
         "setup(name='ra-native', ext_modules=extensions, script_args=['-q', 'build_ext', '--inplace', "
-        "'--build-temp', target + '/tmp', '-j', jobs])\n"
+        "'--build-temp', target + '/tmp', '--build-lib', target + '/lib', '-j', jobs])\n"
     )
     paths = [str(source_path(module).relative_to(ROOT)) for module in MODULES]
     command = [sys.executable, "-c", script, ",".join(paths), opt_level, str(BUILD_DIR.relative_to(ROOT)), GROUP]
