@@ -60,7 +60,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from reducer.clock import advance
 from reducer.context import bump, connection_key
@@ -114,7 +114,9 @@ class Refusal(NamedTuple):
 
     position: int
     reason: str
-    error: BaseException
+    # Quoted for mypyc: it fills a compiled NamedTuple's __annotations__ by looking unquoted class names up
+    # in the module's globals, where a builtin such as BaseException is not (KeyError at import).
+    error: "BaseException"  # noqa: UP037
 
 
 @dataclass(slots=True)
@@ -137,20 +139,22 @@ class BatchResult:
     """Reduced facts observed too far ahead of the watermark to move it (``reducer.clock``)."""
 
 
+# ``reason`` is a ClassVar: without it mypyc makes an assignment in a class body an instance attribute's
+# default, which an exception class never sets (AttributeError in the compiled build).
 class _StateTooLarge(ValueError):
-    reason = "state_too_large"
+    reason: ClassVar[str] = "state_too_large"
 
 
 class _StateUnencodable(ValueError):
-    reason = "state_unencodable"
+    reason: ClassVar[str] = "state_unencodable"
 
 
 class _RowTooLarge(ValueError):
-    reason = "row_too_large"
+    reason: ClassVar[str] = "row_too_large"
 
 
 class _RowUnencodable(ValueError):
-    reason = "row_unencodable"
+    reason: ClassVar[str] = "row_unencodable"
 
 
 REDUCER_ERROR: Final = "reducer_error"
@@ -518,9 +522,7 @@ class PartitionReducer:
         target = int(budget * BUDGET_LOW_WATER)
         future = state.watermark_ms + self.limits.max_clock_skew_ms
         # Families last seen far ahead of the watermark go first: only facts with implausible times keep them.
-        order = [
-            (family.last_seen_ms <= future, family.last_seen_ms, key) for key, family in state.families.items()
-        ]
+        order = [(family.last_seen_ms <= future, family.last_seen_ms, key) for key, family in state.families.items()]
         heapq.heapify(order)
         evicted: list[str] = []
         values = self.values

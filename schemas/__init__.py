@@ -1,6 +1,12 @@
 """Wire schemas: facts in (``facts``, ``protocol``), rows out (``events``), reducer state (``state``),
-and the one place that encodes and decodes them (``codec``)."""
+and the one place that encodes and decodes them (``codec``).
 
+``compiled`` is the switch between the pure-Python reducer and its optional mypyc build (``RA_COMPILED``);
+it is applied here, before any module it may compile is looked up."""
+
+from schemas import compiled  # noqa: F401  (first: importing it applies the switch)
+
+# isort: split
 from schemas.codec import (
     FactDecodeError,
     InvalidFact,

@@ -14,7 +14,7 @@ and whose message carries msgspec's ``$.path`` of the offending field. The bound
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import msgspec
 
@@ -30,7 +30,8 @@ MAX_FACT_BYTES: Final = 1024 * 1024
 class FactDecodeError(ValueError):
     """A fact's bytes cannot become a :class:`FactEnvelope`. ``reason`` labels why."""
 
-    reason: str = "undecodable"
+    reason: ClassVar[str] = "undecodable"
+    """A class attribute (``ClassVar``: the mypyc build keeps it on the class, as CPython does)."""
 
 
 class UndecodableFact(FactDecodeError):

@@ -154,6 +154,7 @@ def test_a_family_that_would_outgrow_a_changelog_record_refuses_the_facts_that_g
         assert len(reducer.state.families["thread-1"].pending_reviews) == 200 - len(refused)
 
 
+@pytest.mark.pure_python  # monkeypatches a module attribute that compiled code does not look up
 def test_state_that_cannot_be_encoded_is_refused_at_the_fact_that_made_it(monkeypatch: pytest.MonkeyPatch) -> None:
     real = reducer.reviews.on_server_request
 
@@ -289,6 +290,7 @@ def test_families_expired_in_a_batch_do_not_count_against_the_state_budget() -> 
     assert "budget_evicted_family" not in partition.state.drops
 
 
+@pytest.mark.pure_python  # monkeypatches a module attribute that compiled code does not look up
 def test_a_family_broken_by_an_earlier_fact_of_the_batch_is_redone_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     """F8: a fast-pass fact leaves its family unencodable; the next fact of that family needs careful mode (a
     low record limit), whose encode of the family before it must not raise out of the boundary."""

@@ -451,6 +451,7 @@ def test_a_valid_envelope_followed_by_trailing_bytes_is_undecodable(garbage: byt
 # --- nothing but FactDecodeError --------------------------------------------------------------------
 
 
+@pytest.mark.pure_python  # monkeypatches a module attribute that compiled code does not look up
 @pytest.mark.parametrize("error", [OverflowError("int too big"), MemoryError(), RuntimeError("msgspec bug")])
 def test_an_unforeseen_decoder_failure_is_refused_as_undecodable_not_raised(
     monkeypatch: pytest.MonkeyPatch, error: Exception

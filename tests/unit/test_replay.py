@@ -92,6 +92,7 @@ def test_strict_mode_exits_1_when_a_line_was_reported(malformed: Path, tmp_path:
     assert main([str(SAMPLE), "--out", str(tmp_path / "rows.jsonl"), "--strict", "--quiet"]) == 0
 
 
+@pytest.mark.pure_python  # monkeypatches a module attribute that compiled code does not look up
 def test_a_fact_the_reducer_raises_on_is_reported_as_a_reducer_error_and_replay_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -42,6 +42,7 @@ examples:
   bench --cases B1,B5 --profile         offline cases only, with profiles even where targets hold
   bench --quick --compare docs/perf/last-run.json        a run, then each figure beside the published run's
   bench --compare OLD.json --against NEW.json            two earlier runs side by side, nothing run
+  bench --cases B1 --variants pure,compiled             B1 of both reducer builds (python -m tools.compile build first)
 docs: docs/performance.md"""
 
 
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the broker on a core of its own, as on a machine of its own (capacity planning, docs/performance.md)",
     )
     parser.add_argument("--work-dir", metavar="DIR", help="keep logs and profiles here (default: a temp dir)")
+    parser.add_argument(
+        "--variants",
+        metavar="pure,compiled",
+        help="B1 only: measure these reducer builds side by side, each repeat in fresh child processes "
+        "(RA_COMPILED=0 / 1; the compiled build comes from `python -m tools.compile build`), and their ratio. "
+        "Without it B1 measures the build this process runs (RA_COMPILED, see --help of tools.compile)",
+    )
     return parser
 
 
@@ -98,6 +106,37 @@ def _memory_runner(work: Path) -> Any:
             stderr.write(completed.stderr)
         if completed.returncode != 0:
             raise RuntimeError(f"memory child exited {completed.returncode}: {completed.stderr.decode()[-800:]}")
+        result: dict[str, Any] = json.loads(completed.stdout.decode().strip().splitlines()[-1])
+        return result
+
+    return run
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    from tools.bench.offline import VARIANT_SETTINGS
+
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in VARIANT_SETTINGS]
+    if unknown or not chosen:
+        raise SystemExit(f"bench: unknown build(s) {', '.join(unknown)}; known: {', '.join(VARIANT_SETTINGS)}")
+    return chosen
+
+
+def _child_runner(work: Path) -> Any:
+    """Runs ``python -m tools.bench.child ARGS`` with extra environment variables; returns its last JSON line."""
+
+    def run(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+        completed = subprocess.run(
+            [sys.executable, "-m", "tools.bench.child", *args],
+            capture_output=True,
+            check=False,
+            cwd=os.getcwd(),
+            env={**os.environ, **env},
+        )
+        with open(work / "child.stderr", "ab") as stderr:
+            stderr.write(completed.stderr)
+        if completed.returncode != 0:
+            raise RuntimeError(f"child {args[0]} exited {completed.returncode}: {completed.stderr.decode()[-800:]}")
         result: dict[str, Any] = json.loads(completed.stdout.decode().strip().splitlines()[-1])
         return result
 
@@ -201,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if plan.repeats < 1:
         raise SystemExit("bench: --repeats must be at least 1")
+    variants = _variants(args.variants) if args.variants else None
+    from schemas.compiled import ENV, requested, variant
+
+    build = variant()  # the reducer build this process (and B2..B8's children, same environment) runs
     started_at = datetime.now(UTC)
     started = time.monotonic()
     load = SystemLoad()
@@ -216,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_stream = stack.enter_context(open(work / "bench.log", "ab"))
         configure_logging("bench", "INFO", stream=log_stream)
         say(f"bench {plan.mode}: cases {','.join(plan.cases)}, {plan.repeats} runs each; work dir {work}")
+        say(
+            f"reducer build: {build} ({ENV}={requested()})"
+            + (f"; B1 measures {', '.join(variants)} side by side" if variants else "")
+        )
         from tools.bench.workload import describe, make_copies
 
         generated = time.monotonic()
@@ -230,9 +277,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"workload: {workload['facts']:,} facts per copy ({plan.threads} threads), {took:.1f} s to generate")
         reports: list[CaseReport] = []
         if "B1" in plan.cases:
-            from tools.bench.offline import run_b1
+            if variants:
+                from tools.bench.offline import run_b1_variants
 
-            report = _guard("B1", "reducer", reports, run_b1, plan, copies[0], force_profile=args.profile)
+                runner = _child_runner(work)
+                report = _guard("B1", "reducer", reports, run_b1_variants, plan, copies[0], variants, runner)
+            else:
+                from tools.bench.offline import run_b1
+
+                report = _guard("B1", "reducer", reports, run_b1, plan, copies[0], force_profile=args.profile)
             if report is not None:
                 reports.append(report)
         if "B5" in plan.cases:
@@ -271,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "workload": workload,
             "plan": asdict(plan),
             "load": machine_load,
+            "variant": build,
+            "variants_b1": list(variants) if variants else None,
             **broker_info,
         }
         print(table(reports))

@@ -27,6 +27,9 @@ Roles:
     (``{"t": ..., "offsets": {"p": next}}``); ``stop`` on stdin (or EOF) stops it.
 ``memory``
     B5 in a clean process (see :func:`tools.bench.offline.memory_child`); prints one JSON result.
+``b1``
+    One B1 repeat of the build ``RA_COMPILED`` selects (``bench --variants``; see
+    :func:`tools.bench.offline.b1_child`); prints one JSON result.
 
 Commands on stdin (processor and passthrough): ``pause`` / ``resume`` pause and resume the consumer's
 assigned partitions (the bench publishes a repeat's facts while paused, and starts its clock at
@@ -416,6 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quix.add_argument("--state-dir", required=True)
     memory = roles.add_parser("memory")
     memory.add_argument("--plan", required=True, help="tools.bench.plan.Plan fields as JSON")
+    b1 = roles.add_parser("b1")
+    b1.add_argument("--values", required=True, help="the workload copy: a msgpack list of the facts' bytes")
+    b1.add_argument("--digest", action="store_true", help="also compute the rows digest")
     args = parser.parse_args(argv)
     if args.role == "processor":
         with open(args.log, "ab") as log_stream:
@@ -435,6 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tools.bench.offline import memory_child
 
         _emit(memory_child(json.loads(args.plan)))
+    elif args.role == "b1":
+        from tools.bench.offline import b1_child
+
+        _emit(b1_child(args.values, digest=args.digest))
     return 0
 
 

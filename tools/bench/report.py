@@ -86,7 +86,8 @@ def details(reports: list[CaseReport]) -> str:
                 parts.append(f"{report.case}: {row.name}: {row.note[5:].strip()}")
     missed = [f"{row.case} {row.name}" for report in reports for row in report.missed]
     if missed:
-        parts.append("\nmissed targets: " + "; ".join(missed) + " (profiles below)")
+        profiled = any(report.profiles for report in reports)
+        parts.append("\nmissed targets: " + "; ".join(missed) + (" (profiles below)" if profiled else ""))
     for report in reports:
         for name, text in report.profiles.items():
             parts.append(f"\n== profile: {name}\n{text}")
