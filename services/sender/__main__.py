@@ -76,13 +76,7 @@ async def serve(config: SenderConfig) -> int:
         timeout=config.request_timeout_s,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0),
     )
-    client = EndpointClient(
-        http,
-        base_url=config.endpoint_url,
-        auth_token=config.auth_token,
-        account_id=config.account_id,
-        timeout_s=config.request_timeout_s,
-    )
+    client = EndpointClient.for_config(http, config)
     sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)
 
     loop = asyncio.get_running_loop()

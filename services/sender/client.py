@@ -32,7 +32,7 @@ import httpx
 import msgspec
 
 from schemas.http import EVENTS_PATH
-from services.config import Secret
+from services.config import Secret, SenderConfig
 from services.errors import (
     ConfigError,
     DeliveryError,
@@ -197,6 +197,17 @@ class EndpointClient:
         self._account_id = account_id
         self._timeout = httpx.Timeout(timeout_s)
         self._now = now
+
+    @classmethod
+    def for_config(cls, http: httpx.AsyncClient, config: SenderConfig) -> EndpointClient:
+        """The client the sender's settings describe (URL, token, account id, timeout), over ``http``."""
+        return cls(
+            http,
+            base_url=config.endpoint_url,
+            auth_token=config.auth_token,
+            account_id=config.account_id,
+            timeout_s=config.request_timeout_s,
+        )
 
     @property
     def url(self) -> str:

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 
 from schemas.codec import encode_fact
 from schemas.topics import dead_letter_topic
-from services.config import KafkaSettings, SenderConfig
+from services.config import SenderConfig
 from services.lag_monitor import start_lag_monitor
 from services.metrics import MetricsServer, ProcessorMetrics, SenderMetrics, start_metrics_server
 from services.processor.service import Processor
@@ -125,9 +125,7 @@ async def running_sender_with_metrics(config: SenderConfig) -> AsyncIterator[Run
     metrics = SenderMetrics(registry)
     consumer, producer = create_consumer(config), create_producer(config)
     async with httpx.AsyncClient(timeout=config.request_timeout_s) as http:
-        client = EndpointClient(
-            http, base_url=config.endpoint_url, auth_token=config.auth_token, timeout_s=config.request_timeout_s
-        )
+        client = EndpointClient.for_config(http, config)
         sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)
         await producer.start()
         await consumer.start()
@@ -237,14 +235,7 @@ async def test_sender_metrics_count_the_rows_the_endpoint_accepted(
 
         await wait_until(all_rows_committed, timeout=60, message=f"{total} committed rows")
 
-    config = SenderConfig(
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
-        events_topic=topics.events,
-        dlq_topic=f"{topics.events}.dlq",
-        group_id=f"{topics.group}-sender",
-        endpoint_url=recording_endpoint.url,
-        metrics_port=0,
-    )
+    config = topics.sender_config(kafka_bootstrap, recording_endpoint.url)
     async with running_sender_with_metrics(config) as running:
         s = "review_analytics_sender"
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from services.config import KafkaSettings, SenderConfig
 from tests.support.kafka import wait_until
 from tests.support.pipeline import (
     expected_rows_by_family,
@@ -54,14 +53,7 @@ async def test_endpoint_receives_exactly_the_offline_replays_rows_in_order_per_t
     facts = workload_facts(seed=11, threads=60)
     expected = [json.loads(row) for rows in expected_rows_by_family(facts).values() for row in rows]
     await publish(kafka_bootstrap, topics.facts, facts)
-    sender_config = SenderConfig(
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
-        events_topic=topics.events,
-        dlq_topic=f"{topics.events}.dlq",
-        group_id=f"{topics.group}-sender",
-        endpoint_url=recording_endpoint.url,
-        metrics_port=0,
-    )
+    sender_config = topics.sender_config(kafka_bootstrap, recording_endpoint.url)
     async with running_processor(topics.processor_config(kafka_bootstrap)), running_sender(sender_config):
         await wait_until(
             lambda: len(recording_endpoint.unique_accepted_events()) >= len(expected),

@@ -16,11 +16,8 @@ from services.processor.broker_limits import BATCH_OVERHEAD_BYTES, KAFKA_DEFAULT
 from services.processor.partition import restore_consumer, restore_states
 from services.processor.transaction import send_batched
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
-    sample_server_response,
-    sample_thread_response,
 )
 from tests.support.kafka import (
     admin_client,
@@ -42,16 +39,6 @@ from tests.support.pipeline import (
 pytestmark = pytest.mark.kafka
 
 
-def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
-    envelopes = [
-        sample_thread_response(thread, request_id=request_id),
-        sample_command_approval_request(request_id, thread_id=thread),
-        sample_server_response(request_id, "accept", thread_id=thread),
-        *completed_command_item(thread),
-    ]
-    return [(env.thread_id, encode_fact(env)) for env in envelopes]
-
-
 def sample(metric: MetricWrapperBase, **labels: str) -> float:
     """The current value of one series of ``metric`` (0 if it has none yet)."""
     for family in metric.collect():
@@ -64,7 +51,7 @@ def sample(metric: MetricWrapperBase, **labels: str) -> float:
 def small_stream(families: int = 12) -> list[tuple[str | None, bytes]]:
     facts: list[tuple[str | None, bytes]] = [(None, encode_fact(sample_initialize()))]
     for index in range(families):
-        facts.extend(family_facts(f"thread-{index}", 100 + index))
+        facts.extend(reviewed_family(f"thread-{index}", 100 + index))
     return facts
 
 
@@ -113,8 +100,8 @@ async def test_a_transaction_larger_than_one_record_batch_commits_every_record_i
 async def test_restarted_processor_restores_state_and_emits_nothing_twice(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap, "processor-restore")
     init = [(None, encode_fact(sample_initialize()))]
-    first = [fact for index in range(6) for fact in family_facts(f"thread-{index}", 200 + index)[:2]]
-    second = [fact for index in range(6) for fact in family_facts(f"thread-{index}", 200 + index)[2:]]
+    first = [fact for index in range(6) for fact in reviewed_family(f"thread-{index}", 200 + index)[:2]]
+    second = [fact for index in range(6) for fact in reviewed_family(f"thread-{index}", 200 + index)[2:]]
     expected = expected_rows_by_family(init + first + second)
     total = sum(len(rows) for rows in expected.values())
     config = topics.processor_config(kafka_bootstrap)
@@ -171,7 +158,7 @@ async def test_a_partition_whose_transaction_stalls_does_not_hold_back_the_other
     meanwhile all commit once it resumes."""
     topics = await make_topics(kafka_bootstrap, "processor-independent", partitions=2)
     first = small_stream(16)
-    second = [fact for index in range(16, 32) for fact in family_facts(f"thread-{index}", 100 + index)]
+    second = [fact for index in range(16, 32) for fact in reviewed_family(f"thread-{index}", 100 + index)]
     expected = expected_rows_by_family(first + second)
     partition_of = {family: DefaultPartitioner()(family.encode(), [0, 1], [0, 1]) for family in expected}
     assert set(partition_of.values()) == {0, 1}
@@ -236,7 +223,7 @@ async def test_a_partition_holding_more_than_max_backlog_bytes_stops_fetching_un
     the transaction commits, it fetches again and every row is committed once."""
     topics = await make_topics(kafka_bootstrap, "processor-backlog-bytes", partitions=2)
     first = small_stream(16)
-    second = [fact for index in range(16, 32) for fact in family_facts(f"thread-{index}", 100 + index)]
+    second = [fact for index in range(16, 32) for fact in reviewed_family(f"thread-{index}", 100 + index)]
     expected = expected_rows_by_family(first + second)
     gate = hold_commits(monkeypatch, partition=0)
     await publish(kafka_bootstrap, topics.facts, first)

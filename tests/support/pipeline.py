@@ -49,6 +49,17 @@ class Topics:
         options.update(overrides)
         return ProcessorConfig(**options)
 
+    def sender_config(self, bootstrap: str, endpoint_url: str) -> SenderConfig:
+        """The sender of these topics (its group: the reducer's, suffixed), posting to ``endpoint_url``."""
+        return SenderConfig(
+            kafka=KafkaSettings(bootstrap_servers=bootstrap),
+            events_topic=self.events,
+            dlq_topic=f"{self.events}.dlq",
+            group_id=f"{self.group}-sender",
+            endpoint_url=endpoint_url,
+            metrics_port=0,
+        )
+
 
 async def make_topics(bootstrap: str, name: str, partitions: int = 4) -> Topics:
     topics = Topics(
@@ -157,13 +168,7 @@ async def running_sender(config: SenderConfig) -> AsyncIterator[RunningSender]:
     metrics = SenderMetrics(registry)
     consumer, producer = create_consumer(config), create_producer(config)
     async with httpx.AsyncClient(timeout=config.request_timeout_s) as http:
-        client = EndpointClient(
-            http,
-            base_url=config.endpoint_url,
-            auth_token=config.auth_token,
-            account_id=config.account_id,
-            timeout_s=config.request_timeout_s,
-        )
+        client = EndpointClient.for_config(http, config)
         await producer.start()
         await consumer.start()
         sender = Sender(consumer=consumer, producer=producer, client=client, config=config, metrics=metrics)

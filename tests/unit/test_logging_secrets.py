@@ -28,11 +28,8 @@ import structlog
 from schemas.codec import encode_fact
 from services.logging import configure_logging
 from tests.support.builders import (
-    completed_command_item,
-    sample_command_approval_request,
+    reviewed_family,
     sample_initialize,
-    sample_server_response,
-    sample_thread_response,
 )
 from tests.support.kafka import free_ports, read_topic, wait_until
 from tests.support.pipeline import make_topics, publish, running_processor
@@ -179,22 +176,12 @@ async def sender_process(env: dict[str, str]) -> AsyncIterator[list[str]]:
         output.append((await captured).decode(errors="replace"))
 
 
-def family_facts(thread: str, request_id: int) -> list[tuple[str | None, bytes]]:
-    envelopes = [
-        sample_thread_response(thread, request_id=request_id),
-        sample_command_approval_request(request_id, thread_id=thread),
-        sample_server_response(request_id, "accept", thread_id=thread),
-        *completed_command_item(thread),
-    ]
-    return [(env.thread_id, encode_fact(env)) for env in envelopes]
-
-
 @pytest.mark.kafka
 async def test_a_delivering_sender_sends_the_token_but_never_logs_or_exports_it(kafka_bootstrap: str) -> None:
     topics = await make_topics(kafka_bootstrap, "secrets", partitions=2)
     facts = [(None, encode_fact(sample_initialize()))]
     for index in range(4):
-        facts.extend(family_facts(f"thread-s{index}", 900 + index))
+        facts.extend(reviewed_family(f"thread-s{index}", 900 + index))
     await publish(kafka_bootstrap, topics.facts, facts)
     async with running_processor(topics.processor_config(kafka_bootstrap)):
 
