@@ -1,4 +1,4 @@
-"""Pinned Go commands (helm) built from source through the Go module proxy into ``<repo>/.cache/go``.
+"""Pinned Go commands (helm, promtool) built from source through the Go module proxy into ``<repo>/.cache/go``.
 
 Only ``go`` is needed (no release tarballs, no package manager): ``go install <package>@<version>`` fetches
 the module and its dependencies from the module proxy (``GOPROXY``) with checksum verification, and builds a
@@ -70,6 +70,9 @@ class Tool:
 TOOLS: Final[dict[str, Tool]] = {
     # Renders and lints deploy/helm (tests/unit/test_helm_chart.py).
     "helm": Tool("helm.sh/helm/v3/cmd/helm", "v3.22.0"),
+    # Checks and unit-tests deploy/alerts.yml (tests/monitoring/test_promtool.py, opt-in: pytest --promtool).
+    # v0.316.0 is the Go module version of Prometheus 3.16.0 (Prometheus tags its Go module v0.<3.16 -> 316>).
+    "promtool": Tool("github.com/prometheus/prometheus/cmd/promtool", "v0.316.0"),
 }
 
 

@@ -2,17 +2,19 @@
 
 Without the flag they are deselected, not skipped: building promtool takes longer than the CI budget
 allows (docs/operations.md, "Alert rule tests"). With it, a missing promtool is built first
-(:func:`tools.promtool.install`) and a failed build fails the tests.
+(``python -m tools.gotool install promtool``) and a failed build fails the tests. ``RA_PROMTOOL`` names another
+promtool binary to use instead (no build).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.support.optin import deselect_unless_opted_in
-from tools.promtool import install
+from tools import gotool
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,5 +32,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def promtool() -> Path:
-    """The promtool binary, built on first use."""
-    return install()
+    """``$RA_PROMTOOL``, else the pinned promtool of :mod:`tools.gotool`, built on first use."""
+    override = os.environ.get("RA_PROMTOOL")
+    return Path(override) if override else gotool.install("promtool").path
