@@ -20,18 +20,17 @@ The switch is one environment variable, read once when :mod:`schemas` (or :mod:`
 
 :func:`variant` says which one this process runs (``"compiled"`` or ``"pure"``), from the modules
 actually loaded. This module is never compiled itself; importing it applies the switch (:func:`install`).
+It is imported by every process that imports :mod:`schemas`, so it imports only what the common case needs
+(no build present: one ``stat`` of the manifest and a few globs); ``hashlib`` and ``json`` are imported when
+a build is there to check.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -76,6 +75,8 @@ def source_path(module: str) -> Path:
 
 def sources_digest(modules: Sequence[str] = MODULES) -> str:
     """SHA-256 over the compiled modules' names and sources: what a build is valid for."""
+    import hashlib  # only where a build exists (see the module docstring)
+
     hasher = hashlib.sha256()
     for module in modules:
         hasher.update(module.encode() + b"\0" + source_path(module).read_bytes() + b"\0")
@@ -98,6 +99,8 @@ def build_state() -> str:
     """``"fresh"``, ``"stale"`` (built from other sources, or incomplete) or ``"absent"``."""
     if not MANIFEST.exists():
         return "stale" if built_files() else "absent"
+    import json  # only where a build exists (see the module docstring)
+
     try:
         manifest = json.loads(MANIFEST.read_text())
         if tuple(manifest["modules"]) != MODULES or manifest["sources"] != sources_digest():
@@ -118,8 +121,11 @@ def build_state() -> str:
     return "fresh"
 
 
-class _PureFinder(importlib.abc.MetaPathFinder):
-    """Loads the ``.py`` source of every module of :data:`PACKAGES`, even when a ``.so`` sits next to it."""
+class _PureFinder:
+    """Loads the ``.py`` source of every module of :data:`PACKAGES`, even when a ``.so`` sits next to it.
+
+    A meta path finder by protocol (``find_spec``); not derived from ``importlib.abc.MetaPathFinder``, whose
+    import costs about 15 ms of start-up in every process that imports :mod:`schemas`."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -156,6 +162,8 @@ def install() -> None:
         )
     if wanted == "0" or state == "stale":
         if state == "stale":
+            import warnings  # a rare path
+
             warnings.warn(
                 "the mypyc build of the reducer is stale (sources changed since `python -m tools.compile build`): "
                 "running pure Python; rebuild or `python -m tools.compile clean`",
