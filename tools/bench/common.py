@@ -148,6 +148,11 @@ def say(message: str) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
+def cpu_ms_per_1000(runs: list[dict[str, float]]) -> list[float]:
+    """CPU milliseconds per 1,000 records of each run (``cpu_s`` over ``records``): the cost figure of B2 and B8."""
+    return [1e6 * run["cpu_s"] / run["records"] for run in runs]
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list (``fraction`` in [0, 1])."""
     if not sorted_values:

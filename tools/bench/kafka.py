@@ -41,7 +41,16 @@ from services.config import KafkaSettings, ProcessorConfig
 from services.processor.partition import restore_consumer, restore_states
 from services.processor.topics import ensure_topics
 from services.processor.transaction import send_batched
-from tools.bench.common import CaseReport, Row, cpu_seconds, percentile, profile_file_summary, say, thin
+from tools.bench.common import (
+    CaseReport,
+    Row,
+    cpu_ms_per_1000,
+    cpu_seconds,
+    percentile,
+    profile_file_summary,
+    say,
+    thin,
+)
 from tools.bench.plan import Plan
 from tools.bench.workload import Copy, make_copies
 
@@ -706,8 +715,8 @@ def _cpu_row(case: str, name: str, runs: list[dict[str, float]], baseline: list[
         case,
         name,
         "CPU-ms",
-        [1000 * r["cpu_s"] / r["records"] * 1000 for r in runs],
-        [1000 * r["cpu_s"] / r["records"] * 1000 for r in baseline],
+        cpu_ms_per_1000(runs),
+        cpu_ms_per_1000(baseline),
         "passthrough",
         target=f"<= {B2_MAX_CPU_RATIO:.0%} of passthrough",
         higher_is_better=False,

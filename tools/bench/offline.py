@@ -232,29 +232,23 @@ def run_b1_variants(
         report.rows += _b1_rows(runs[name], variant=name)
     if len(variants) == 2:
         base, other = variants
+        measures = (
+            ("", "facts/s", "info: wall-clock rates"),
+            (" per CPU-second", "facts/CPU-s", "info: process CPU time"),
+        )
         for part, title in (("reducer", "reducer"), ("worker", "processor batch path")):
-            report.rows.append(
-                Row(
-                    "B1",
-                    f"{title}: {other} against {base}",
-                    "facts/s",
-                    [rate for rate, _ in runs[other][part]],
-                    [rate for rate, _ in runs[base][part]],
-                    f"{title} [{base}]",
-                    note="info: wall-clock rates",
+            for index, (per, unit, note) in enumerate(measures):  # index 0: wall-clock rate, 1: CPU rate
+                report.rows.append(
+                    Row(
+                        "B1",
+                        f"{title}{per}: {other} against {base}",
+                        unit,
+                        [pair[index] for pair in runs[other][part]],
+                        [pair[index] for pair in runs[base][part]],
+                        f"{title} [{base}]{per}",
+                        note=note,
+                    )
                 )
-            )
-            report.rows.append(
-                Row(
-                    "B1",
-                    f"{title} per CPU-second: {other} against {base}",
-                    "facts/CPU-s",
-                    [rate for _, rate in runs[other][part]],
-                    [rate for _, rate in runs[base][part]],
-                    f"{title} [{base}] per CPU-second",
-                    note="info: process CPU time",
-                )
-            )
     report.series["variants"] = list(variants)
     report.series["rows_digests"] = digests
     first = next(iter(digests.values()), None)

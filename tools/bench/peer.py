@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
-from tools.bench.common import CaseReport, Row, cpu_seconds, percentile, say
+from tools.bench.common import CaseReport, Row, cpu_ms_per_1000, cpu_seconds, percentile, say
 from tools.bench.kafka import (
     Child,
     KafkaEnv,
@@ -149,8 +149,8 @@ async def run_b8(
                 "B8",
                 f"{label}: CPU per 1,000 facts",
                 "CPU-ms",
-                [1e6 * r["cpu_s"] / r["records"] for r in runs],
-                [1e6 * r["cpu_s"] / r["records"] for r in processor_runs],
+                cpu_ms_per_1000(runs),
+                cpu_ms_per_1000(processor_runs),
                 "processor",
                 higher_is_better=False,
                 note="info: CPU of the quix process (librdkafka threads included); the broker is extra",
