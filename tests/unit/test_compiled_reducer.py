@@ -84,6 +84,16 @@ def test_without_a_build_everything_is_pure_python(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "pure", "")
 
 
+def test_without_a_build_the_switch_costs_no_start_up_imports(tmp_path: Path) -> None:
+    # Every process that imports schemas pays for the switch: without a build it only stats files. hashlib
+    # (the sources digest), json (the manifest) and importlib.abc (about 15 ms: tempfile, shutil, ...) are
+    # loaded only when a build is there to check. (The switch imported all three before 7e5456d.)
+    tree = _copy(tmp_path, "schemas", "reducer")
+    code = "import sys, schemas; print(sorted({'hashlib', 'json', 'importlib.abc'} & set(sys.modules)))"
+    done = _run(tree, code, None)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[]", "")
+
+
 def test_an_unknown_setting_is_an_import_error(tmp_path: Path) -> None:
     done = _run(_copy(tmp_path, "schemas", "reducer"), VARIANT, "yes")
     assert done.returncode != 0 and f"{ENV}='yes'" in done.stderr
