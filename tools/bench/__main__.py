@@ -97,21 +97,6 @@ def _cases(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _memory_runner(work: Path) -> Any:
-    def run(args: list[str]) -> dict[str, Any]:
-        completed = subprocess.run(
-            [sys.executable, "-m", "tools.bench.child", *args], capture_output=True, check=False, cwd=os.getcwd()
-        )
-        with open(work / "memory.stderr", "ab") as stderr:
-            stderr.write(completed.stderr)
-        if completed.returncode != 0:
-            raise RuntimeError(f"memory child exited {completed.returncode}: {completed.stderr.decode()[-800:]}")
-        result: dict[str, Any] = json.loads(completed.stdout.decode().strip().splitlines()[-1])
-        return result
-
-    return run
-
-
 def _variants(text: str) -> tuple[str, ...]:
     from tools.bench.offline import VARIANT_SETTINGS
 
@@ -122,18 +107,19 @@ def _variants(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _child_runner(work: Path) -> Any:
-    """Runs ``python -m tools.bench.child ARGS`` with extra environment variables; returns its last JSON line."""
+def _child_runner(work: Path, log: str) -> Any:
+    """Runs ``python -m tools.bench.child ARGS`` (with extra environment variables, if any), appending its
+    stderr to ``work/log``; returns its last JSON line."""
 
-    def run(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    def run(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
         completed = subprocess.run(
             [sys.executable, "-m", "tools.bench.child", *args],
             capture_output=True,
             check=False,
             cwd=os.getcwd(),
-            env={**os.environ, **env},
+            env={**os.environ, **(env or {})},
         )
-        with open(work / "child.stderr", "ab") as stderr:
+        with open(work / log, "ab") as stderr:
             stderr.write(completed.stderr)
         if completed.returncode != 0:
             raise RuntimeError(f"child {args[0]} exited {completed.returncode}: {completed.stderr.decode()[-800:]}")
@@ -280,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if variants:
                 from tools.bench.offline import run_b1_variants
 
-                runner = _child_runner(work)
+                runner = _child_runner(work, "child.stderr")
                 report = _guard("B1", "reducer", reports, run_b1_variants, plan, copies[0], variants, runner)
             else:
                 from tools.bench.offline import run_b1
@@ -291,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "B5" in plan.cases:
             from tools.bench.offline import run_b5
 
-            report = _guard("B5", "memory", reports, run_b5, plan, _memory_runner(work))
+            report = _guard("B5", "memory", reports, run_b5, plan, _child_runner(work, "memory.stderr"))
             if report is not None:
                 reports.append(report)
         broker_info: dict[str, Any] = {}
