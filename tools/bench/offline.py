@@ -111,9 +111,8 @@ def run_b1(plan: Plan, copy: Copy, *, force_profile: bool = False) -> CaseReport
     reduce_all(values[: min(len(values), 20_000)])  # warm caches (imports, decoders, type caches)
     runs: dict[str, list[tuple[float, float]]] = {"ceiling": [], "reducer": [], "worker": []}
     for _ in range(plan.repeats):
-        runs["ceiling"].append(_timed(codec_ceiling, values))
-        runs["reducer"].append(_timed(reduce_all, values))
-        runs["worker"].append(_timed(worker_all, values))
+        for part, rates in _b1_repeat(values).items():
+            runs[part].append(rates)
     rows_out = reduce_all(values)
     report.rows += _b1_rows(runs, variant=None)
     report.series["variant"] = built
@@ -138,6 +137,15 @@ def run_b1(plan: Plan, copy: Copy, *, force_profile: bool = False) -> CaseReport
             lambda: worker_all(values), "cProfile of PartitionWorker.reduce_batch over the workload (no Kafka)"
         )
     return report
+
+
+def _b1_repeat(values: list[bytes]) -> dict[str, tuple[float, float]]:
+    """One B1 repeat: (wall, CPU) facts/s of the ceiling, the reducer and the batch path, in that order."""
+    return {
+        "ceiling": _timed(codec_ceiling, values),
+        "reducer": _timed(reduce_all, values),
+        "worker": _timed(worker_all, values),
+    }
 
 
 def _b1_rows(runs: dict[str, list[tuple[float, float]]], *, variant: str | None) -> list[Row]:
@@ -186,10 +194,7 @@ def b1_child(values_path: str, *, digest: bool) -> dict[str, Any]:
     gc.freeze()  # as in the bench process: the workload copy is the bench's, not the code's under test
     built = variant()
     reduce_all(values[: min(len(values), 20_000)])
-    result: dict[str, Any] = {"variant": built}
-    result["ceiling"] = _timed(codec_ceiling, values)
-    result["reducer"] = _timed(reduce_all, values)
-    result["worker"] = _timed(worker_all, values)
+    result: dict[str, Any] = {"variant": built, **_b1_repeat(values)}
     if digest:
         from tools.bench.digest import rows_digest
 
