@@ -37,6 +37,8 @@ from types import ModuleType
 from typing import Final
 
 ENV: Final = "RA_COMPILED"
+VARIANT_SETTINGS: Final = {"pure": "0", "compiled": "1"}
+"""The value of :data:`ENV` that makes a process run each build, by the name :func:`variant` reports."""
 GROUP: Final = "ra_native"
 """mypyc's group name: the shared library is ``ra_native__mypyc<EXT_SUFFIX>`` at the repository root."""
 PACKAGES: Final = ("reducer", "schemas")

@@ -98,7 +98,7 @@ def _cases(text: str) -> tuple[str, ...]:
 
 
 def _variants(text: str) -> tuple[str, ...]:
-    from tools.bench.offline import VARIANT_SETTINGS
+    from schemas.compiled import VARIANT_SETTINGS
 
     chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in chosen if name not in VARIANT_SETTINGS]

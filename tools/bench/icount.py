@@ -25,10 +25,10 @@ from pathlib import Path
 
 import msgspec
 
+from schemas.compiled import ENV, VARIANT_SETTINGS
 from tools.bench.plan import QUICK
 
 PATHS = ("reducer", "worker", "ceiling")
-SETTINGS = {"pure": "0", "compiled": "1"}
 
 
 def _child(values_file: str, path: str) -> None:
@@ -52,11 +52,11 @@ def _instructions(values_file: str, path: str, setting: str, work: Path) -> int:
     out = work / f"cg.{path}.{setting}.out"
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
     command += [sys.executable, "-m", "tools.bench.icount", "--child", values_file, path]
-    env = {**os.environ, "RA_COMPILED": setting}
+    env = {**os.environ, ENV: setting}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or match is None:
-        raise RuntimeError(f"valgrind {path} RA_COMPILED={setting}: {done.stderr[-2000:]}")
+        raise RuntimeError(f"valgrind {path} {ENV}={setting}: {done.stderr[-2000:]}")
     return int(match.group(1).replace(",", ""))
 
 
@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         values_file = str(work / "values.msgpack")
         Path(values_file).write_bytes(msgspec.msgpack.encode(values))
         for name in variants:
-            base = _instructions(values_file, "none", SETTINGS[name], work)
+            base = _instructions(values_file, "none", VARIANT_SETTINGS[name], work)
             for path in PATHS:
-                total = _instructions(values_file, path, SETTINGS[name], work)
+                total = _instructions(values_file, path, VARIANT_SETTINGS[name], work)
                 results[name, path] = (total - base) / len(values)
                 print(f"{name:9} {path:8} {results[name, path]:10,.0f} instructions per fact", flush=True)
     for path in PATHS:

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 from aiokafka.structs import ConsumerRecord
 
 from reducer.boundary import PartitionReducer
 from schemas.codec import encode_family
-from schemas.compiled import ENV, requested, variant
+from schemas.compiled import ENV, VARIANT_SETTINGS, requested, variant
 from schemas.facts import FactEnvelope
 from services.processor.partition import PartitionWorker
 from tools.bench.common import CaseReport, Row, profile_summary, rss_bytes, say
@@ -267,10 +267,6 @@ def run_b1_variants(
     if not same:
         report.error = "the builds' rows digests differ"
     return report
-
-
-VARIANT_SETTINGS: Final = {"pure": "0", "compiled": "1"}
-"""``RA_COMPILED`` for each build ``bench --variants`` knows."""
 
 
 def _replay_row(plan: Plan, values: list[bytes], ceiling_runs: list[float]) -> Row:
